@@ -1,0 +1,189 @@
+//! Direct depthwise convolution (one input channel per group), rank 1 or 2,
+//! vectorised along the output width.
+
+use crate::act::{Act, bias_act};
+use crate::conv::ConvGeom;
+use crate::im2col::{Geom3, valid_range};
+use crate::threads_for;
+use rayon::prelude::*;
+
+/// Depthwise conv: `geom.c_in / geom.groups == 1`; output channel `oc` reads
+/// input channel `oc / (c_out / groups)`.
+pub(crate) fn depthwise(
+    geom: &ConvGeom,
+    g3: &Geom3,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(g3.c, 1);
+    debug_assert_eq!(g3.ins[0], 1);
+    let mult = geom.c_out / geom.groups;
+    let p = g3.out_plane();
+    let in_plane = g3.in_plane();
+    let ks = g3.ksize();
+    let c_out = geom.c_out;
+    let f = |(idx, o): (usize, &mut [f32])| {
+        let (b, oc) = (idx / c_out, idx % c_out);
+        let ic = oc / mult;
+        let xi = &x[(b * geom.c_in + ic) * in_plane..][..in_plane];
+        let wk = &w[oc * ks..][..ks];
+        let bv = bias.map_or(0.0, |bb| bb[oc]);
+        dw_plane(g3, xi, wk, bv, o);
+        bias_act(o, 0.0, act);
+    };
+    let out = &mut out[..geom.batch * c_out * p];
+    let threads = threads_for(geom.macs());
+    if threads > 1 {
+        let min_len = ((crate::PAR_MIN_MACS / 4) as usize / (p * ks).max(1)).max(1);
+        out.par_chunks_mut(p).enumerate().with_min_len(min_len).for_each(f);
+    } else {
+        out.chunks_mut(p).enumerate().for_each(f);
+    }
+}
+
+fn dw_plane(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::has_avx512() {
+            // SAFETY: avx512f checked at runtime.
+            return unsafe { dw_plane_avx512(g, x, w, bias, o) };
+        }
+        if crate::has_avx2() {
+            // SAFETY: avx2+fma checked at runtime.
+            return unsafe { dw_plane_avx2(g, x, w, bias, o) };
+        }
+    }
+    dw_plane_dispatch::<false>(g, x, w, bias, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn dw_plane_avx512(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
+    dw_plane_dispatch::<true>(g, x, w, bias, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw_plane_avx2(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
+    dw_plane_dispatch::<true>(g, x, w, bias, o)
+}
+
+#[inline(always)]
+fn dw_plane_dispatch<const FMA: bool>(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
+    // Specialise the hot strides so the strided loads are compile-time.
+    match g.s[2] {
+        1 => dw_plane_impl::<FMA>(g, 1, x, w, bias, o),
+        2 => dw_plane_impl::<FMA>(g, 2, x, w, bias, o),
+        s => dw_plane_impl::<FMA>(g, s, x, w, bias, o),
+    }
+}
+
+#[inline(always)]
+fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Computes a block of `N` consecutive interior outputs starting at `ow`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<const N: usize, const FMA: bool>(
+    g: &Geom3,
+    sw: usize,
+    x: &[f32],
+    w: &[f32],
+    kh_range: (usize, usize),
+    ih0: usize,
+    ow: usize,
+    bias: f32,
+    dst: &mut [f32],
+) {
+    let (iw_n, kw_n) = (g.ins[2], g.k[2]);
+    let mut acc = [bias; N];
+    for kh in kh_range.0..kh_range.1 {
+        let ih = ih0 + kh * g.d[1] - g.pb[1];
+        let row = &x[ih * iw_n..(ih + 1) * iw_n];
+        for kw in 0..kw_n {
+            let wv = w[kh * kw_n + kw];
+            let base = ow * sw + kw * g.d[2] - g.pb[2];
+            let seg = &row[base..base + (N - 1) * sw + 1];
+            for i in 0..N {
+                acc[i] = fmadd::<FMA>(wv, seg[i * sw], acc[i]);
+            }
+        }
+    }
+    dst[..N].copy_from_slice(&acc);
+}
+
+#[inline(always)]
+fn dw_plane_impl<const FMA: bool>(g: &Geom3, sw: usize, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
+    let [_, ih_n, iw_n] = g.ins;
+    let [_, oh_n, ow_n] = g.outs;
+    let [_, kh_n, kw_n] = g.k;
+    // Interior: output columns for which every kw tap is inside the row.
+    let (mut ilo, mut ihi) = (0, ow_n);
+    for kw in 0..kw_n {
+        let (lo, hi) = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+        ilo = ilo.max(lo);
+        ihi = ihi.min(hi);
+    }
+    if ihi < ilo {
+        ihi = ilo;
+    }
+    for oh in 0..oh_n {
+        let orow = &mut o[oh * ow_n..(oh + 1) * ow_n];
+        let ih0 = oh * g.s[1];
+        // Valid kh: 0 <= ih0 + kh*dh - ph < ih_n.
+        let kr = valid_range_k(ih0, ih_n, kh_n, g.d[1], g.pb[1]);
+        let scalar = |ow: usize| {
+            let mut acc = bias;
+            for kh in kr.0..kr.1 {
+                let ih = ih0 + kh * g.d[1] - g.pb[1];
+                let row = &x[ih * iw_n..(ih + 1) * iw_n];
+                for kw in 0..kw_n {
+                    let iw = (ow * sw + kw * g.d[2]).wrapping_sub(g.pb[2]);
+                    if iw < iw_n {
+                        acc = fmadd::<FMA>(w[kh * kw_n + kw], row[iw], acc);
+                    }
+                }
+            }
+            acc
+        };
+        for ow in (0..ilo).chain(ihi..ow_n) {
+            orow[ow] = scalar(ow);
+        }
+        let mut ow = ilo;
+        while ow + 32 <= ihi {
+            block::<32, FMA>(g, sw, x, w, kr, ih0, ow, bias, &mut orow[ow..]);
+            ow += 32;
+        }
+        if ihi - ilo >= 16 {
+            while ow < ihi {
+                // Overlap the final block with already computed outputs.
+                let start = ow.min(ihi - 16);
+                block::<16, FMA>(g, sw, x, w, kr, ih0, start, bias, &mut orow[start..]);
+                ow = start + 16;
+            }
+        } else {
+            for ow in ow..ihi {
+                orow[ow] = scalar(ow);
+            }
+        }
+    }
+}
+
+/// Range of kernel taps `kk < k_n` with `0 <= i0 + kk*d - pb < n`.
+#[inline(always)]
+fn valid_range_k(i0: usize, n: usize, k_n: usize, d: usize, pb: usize) -> (usize, usize) {
+    let lo = if i0 >= pb { 0 } else { (pb - i0).div_ceil(d) };
+    let hi = if i0 + (k_n - 1) * d < n + pb {
+        k_n
+    } else if n + pb > i0 {
+        (n + pb - i0 - 1) / d + 1
+    } else {
+        0
+    };
+    (lo.min(hi), hi.min(k_n))
+}
