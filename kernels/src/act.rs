@@ -85,16 +85,12 @@ fn bias_act_generic(xs: &mut [f32], bias: f32, act: Act) {
             let a = Act::LeakyRelu(al);
             xs.iter_mut().for_each(|x| *x = a.apply(*x + bias))
         }
-        Act::Sigmoid => xs
-            .iter_mut()
-            .for_each(|x| *x = Act::Sigmoid.apply(*x + bias)),
+        Act::Sigmoid => xs.iter_mut().for_each(|x| *x = Act::Sigmoid.apply(*x + bias)),
         Act::HardSigmoid { alpha, beta } => {
             let a = Act::HardSigmoid { alpha, beta };
             xs.iter_mut().for_each(|x| *x = a.apply(*x + bias))
         }
-        Act::HardSwish => xs
-            .iter_mut()
-            .for_each(|x| *x = Act::HardSwish.apply(*x + bias)),
+        Act::HardSwish => xs.iter_mut().for_each(|x| *x = Act::HardSwish.apply(*x + bias)),
     }
 }
 

@@ -82,7 +82,7 @@ impl ConvGeom {
         }
         assert!(self.groups >= 1, "conv: groups must be ≥ 1");
         assert!(
-            self.c_in % self.groups == 0 && self.c_out % self.groups == 0,
+            self.c_in.is_multiple_of(self.groups) && self.c_out.is_multiple_of(self.groups),
             "conv: channels not divisible by groups"
         );
         assert!(
@@ -165,14 +165,7 @@ pub fn conv_packed(
 ///
 /// `x`: `[batch, c_in, spatial...]`, `weight`: `[c_out, c_in/groups, k...]`,
 /// `bias`: `[c_out]`, `out`: `[batch, c_out, out_spatial...]`.
-pub fn conv(
-    geom: &ConvGeom,
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    act: Act,
-    out: &mut [f32],
-) {
+pub fn conv(geom: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
     geom.validate();
     assert!(x.len() >= geom.in_len(), "conv: input too short");
     assert!(weight.len() >= geom.weight_len(), "conv: weight too short");
@@ -201,7 +194,7 @@ pub fn conv(
 }
 
 /// Largest im2col tile (floats) for the tiled path.
-const TILE_FLOATS: usize = 96 * 1024;
+const TILE_FLOATS: usize = 192 * 1024;
 
 fn conv_gemm(
     geom: &ConvGeom,
@@ -217,7 +210,7 @@ fn conv_gemm(
     let kk = g3.col_rows();
     let p = g3.out_plane();
     let in_plane = g3.in_plane();
-    let direct = g3.ksize() == 1 && g3.s == [1, 1, 1] && g3.pb == [0, 0, 0];
+    let direct = g3.ksize() == 1 && g3.s == [1, 1, 1] && g3.pb == [0, 0, 0] && g3.outs == g3.ins;
     let threads = threads_for(geom.macs());
     let bg = geom.batch * groups;
     let outp = SendPtr(out.as_mut_ptr());
@@ -228,7 +221,7 @@ fn conv_gemm(
     let mut ntiles = p.div_ceil(tmax);
     if threads > 1 && bg * (p / 32).max(1) >= threads {
         // Make the task count a multiple of the thread count for balance.
-        while (bg * ntiles) % threads != 0 && ntiles < p {
+        while !(bg * ntiles).is_multiple_of(threads) && ntiles < p {
             ntiles += 1;
         }
     }

@@ -61,7 +61,11 @@ impl ConvTransposeGeom {
         for v in [&self.kernel, &self.strides, &self.dilations, &self.pads_begin, &self.out_spatial] {
             assert_eq!(v.len(), r, "conv_transpose: rank mismatch");
         }
-        assert!(self.groups >= 1 && self.c_in % self.groups == 0 && self.c_out % self.groups == 0);
+        assert!(
+            self.groups >= 1
+                && self.c_in.is_multiple_of(self.groups)
+                && self.c_out.is_multiple_of(self.groups)
+        );
         assert!(self.strides.iter().chain(&self.dilations).chain(&self.kernel).all(|&v| v >= 1));
     }
 }
@@ -123,7 +127,10 @@ pub fn conv_transpose(
         // SAFETY: planes of output channels oc0..oc0+noc of (b, g) belong
         // to this task only.
         let oplanes = unsafe {
-            std::slice::from_raw_parts_mut(outp.get().add((b * geom.c_out + g * cog + oc0) * pout), noc * pout)
+            std::slice::from_raw_parts_mut(
+                outp.get().add((b * geom.c_out + g * cog + oc0) * pout),
+                noc * pout,
+            )
         };
         for (j, pl) in oplanes.chunks_mut(pout).enumerate() {
             pl.fill(bias.map_or(0.0, |bb| bb[g * cog + oc0 + j]));

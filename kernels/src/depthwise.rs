@@ -49,7 +49,7 @@ fn dw_plane(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
     {
         if crate::has_avx512() {
             // SAFETY: avx512f checked at runtime.
-            return unsafe { dw_plane_avx512(g, x, w, bias, o) };
+            return unsafe { crate::depthwise_avx512::dw_plane(g, x, w, bias, o) };
         }
         if crate::has_avx2() {
             // SAFETY: avx2+fma checked at runtime.
@@ -57,12 +57,6 @@ fn dw_plane(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
         }
     }
     dw_plane_dispatch::<false>(g, x, w, bias, o)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn dw_plane_avx512(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
-    dw_plane_dispatch::<true>(g, x, w, bias, o)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -167,8 +161,8 @@ fn dw_plane_impl<const FMA: bool>(g: &Geom3, sw: usize, x: &[f32], w: &[f32], bi
                 ow = start + 16;
             }
         } else {
-            for ow in ow..ihi {
-                orow[ow] = scalar(ow);
+            for (i, v) in orow[ow..ihi].iter_mut().enumerate() {
+                *v = scalar(ow + i);
             }
         }
     }
@@ -176,7 +170,7 @@ fn dw_plane_impl<const FMA: bool>(g: &Geom3, sw: usize, x: &[f32], w: &[f32], bi
 
 /// Range of kernel taps `kk < k_n` with `0 <= i0 + kk*d - pb < n`.
 #[inline(always)]
-fn valid_range_k(i0: usize, n: usize, k_n: usize, d: usize, pb: usize) -> (usize, usize) {
+pub(crate) fn valid_range_k(i0: usize, n: usize, k_n: usize, d: usize, pb: usize) -> (usize, usize) {
     let lo = if i0 >= pb { 0 } else { (pb - i0).div_ceil(d) };
     let hi = if i0 + (k_n - 1) * d < n + pb {
         k_n

@@ -6,19 +6,11 @@ use rayon::prelude::*;
 
 /// Required slice length for a `rows × cols` matrix with strides `rs`, `cs`.
 fn span(rows: usize, cols: usize, rs: usize, cs: usize) -> usize {
-    if rows == 0 || cols == 0 {
-        0
-    } else {
-        (rows - 1) * rs + (cols - 1) * cs + 1
-    }
+    if rows == 0 || cols == 0 { 0 } else { (rows - 1) * rs + (cols - 1) * cs + 1 }
 }
 
 fn parallelism(threads: usize) -> Parallelism {
-    if threads <= 1 {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(threads)
-    }
+    if threads <= 1 { Parallelism::None } else { Parallelism::Rayon(threads) }
 }
 
 /// Low-level strided GEMM: `C = alpha * A·B + beta * C` where every matrix is
@@ -116,6 +108,10 @@ pub fn sgemm(
     assert!(b.len() >= span(k, n, b_rs, b_cs), "sgemm: B too short");
     assert!(c.len() >= span(m, n, ldc, 1), "sgemm: C too short");
     assert!(m <= 1 || ldc >= n, "sgemm: ldc < n");
+    if m * n * k <= SMALL_MACS && m > 0 && n > 0 {
+        small_gemm(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc);
+        return;
+    }
     let threads = threads_for((m * n * k) as u64);
     // SAFETY: extents checked above; `c` is a unique borrow so no aliasing.
     unsafe {
@@ -136,6 +132,139 @@ pub fn sgemm(
             1,
             threads,
         )
+    }
+}
+
+/// Problems up to this many multiply-accumulates use [`small_gemm`], which
+/// avoids the `gemm` crate's dispatch and packing overhead.
+const SMALL_MACS: usize = 1 << 16;
+
+/// Direct kernel for small problems: row-wise axpy (`B` not transposed) or
+/// dot products (`B` transposed), vectorised via runtime dispatch.
+#[allow(clippy::too_many_arguments)]
+fn small_gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    ldb: usize,
+    trans_b: bool,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::has_avx512() {
+            // SAFETY: avx512f checked at runtime.
+            return unsafe {
+                small_gemm_avx512(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc)
+            };
+        }
+        if crate::has_avx2() {
+            // SAFETY: avx2+fma checked at runtime.
+            return unsafe { small_gemm_avx2(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc) };
+        }
+    }
+    small_gemm_impl(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_gemm_avx512(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    ldb: usize,
+    trans_b: bool,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    small_gemm_impl(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn small_gemm_avx2(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    ldb: usize,
+    trans_b: bool,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    small_gemm_impl(m, n, k, alpha, a, a_rs, a_cs, b, ldb, trans_b, beta, c, ldc)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn small_gemm_impl(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    ldb: usize,
+    trans_b: bool,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    for i in 0..m {
+        let crow = &mut c[i * ldc..i * ldc + n];
+        if trans_b {
+            for (j, cv) in crow.iter_mut().enumerate() {
+                let brow = &b[j * ldb..j * ldb + k];
+                let mut acc = [0.0f32; 16];
+                let mut p = 0;
+                while p + 16 <= k {
+                    for l in 0..16 {
+                        acc[l] += a[i * a_rs + (p + l) * a_cs] * brow[p + l];
+                    }
+                    p += 16;
+                }
+                let mut s: f32 = acc.iter().sum();
+                for (q, bv) in brow.iter().enumerate().skip(p) {
+                    s += a[i * a_rs + q * a_cs] * bv;
+                }
+                *cv = if beta == 0.0 { alpha * s } else { alpha * s + beta * *cv };
+            }
+        } else {
+            if beta == 0.0 {
+                crow.fill(0.0);
+            } else if beta != 1.0 {
+                crow.iter_mut().for_each(|v| *v *= beta);
+            }
+            for p in 0..k {
+                let av = alpha * a[i * a_rs + p * a_cs];
+                let brow = &b[p * ldb..p * ldb + n];
+                for (cv, bv) in crow.iter_mut().zip(brow) {
+                    *cv += av * bv;
+                }
+            }
+        }
     }
 }
 
@@ -172,10 +301,7 @@ pub fn sgemm_batched(
     }
     let mut sorted = c_offsets.to_vec();
     sorted.sort_unstable();
-    assert!(
-        sorted.windows(2).all(|w| w[1] - w[0] >= m * n),
-        "sgemm_batched: output matrices overlap"
-    );
+    assert!(sorted.windows(2).all(|w| w[1] - w[0] >= m * n), "sgemm_batched: output matrices overlap");
     let per = (m * n * k) as u64;
     let total_threads = threads_for(per * batch as u64);
     let cp = SendPtr(c.as_mut_ptr());

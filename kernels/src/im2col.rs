@@ -62,54 +62,70 @@ pub(crate) fn im2col_tile(g: &Geom3, x: &[f32], p0: usize, np: usize, col: &mut 
     let [_, oh_n, ow_n] = g.outs;
     let [id_n, ih_n, iw_n] = g.ins;
     let in_plane = g.in_plane();
+    // Split the tile into output-row segments once: (j, len, od, oh, ow0).
+    let mut segs = Vec::with_capacity(np / ow_n.max(1) + 2);
+    let mut j = 0;
+    while j < np {
+        let p = p0 + j;
+        let ow0 = p % ow_n;
+        let len = (ow_n - ow0).min(np - j);
+        segs.push((j, len, p / (ow_n * oh_n), (p / ow_n) % oh_n, ow0));
+        j += len;
+    }
+    // Valid output-column range per kw.
+    let wr: Vec<(usize, usize)> =
+        (0..g.k[2]).map(|kw| valid_range(ow_n, iw_n, g.s[2], kw, g.d[2], g.pb[2])).collect();
+    let sw = g.s[2];
     let mut r = 0;
     for c in 0..g.c {
         let xc = &x[c * in_plane..(c + 1) * in_plane];
         for kd in 0..g.k[0] {
             for kh in 0..g.k[1] {
-                for kw in 0..g.k[2] {
-                    let dst = &mut col[r * ld..r * ld + np];
-                    r += 1;
-                    let (wlo, whi) = valid_range(ow_n, iw_n, g.s[2], kw, g.d[2], g.pb[2]);
-                    let woff = kw * g.d[2];
-                    let mut p = p0;
-                    let mut j = 0;
-                    while j < np {
-                        let ow0 = p % ow_n;
-                        let oh = (p / ow_n) % oh_n;
-                        let od = p / (ow_n * oh_n);
-                        let seg = (ow_n - ow0).min(np - j);
-                        let ow1 = ow0 + seg;
-                        let out = &mut dst[j..j + seg];
-                        let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
-                        let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
-                        if id >= id_n || ih >= ih_n {
-                            out.fill(0.0);
-                        } else {
-                            let row = &xc[(id * ih_n + ih) * iw_n..(id * ih_n + ih + 1) * iw_n];
-                            let lo = wlo.clamp(ow0, ow1);
-                            let hi = whi.clamp(lo, ow1);
-                            out[..lo - ow0].fill(0.0);
-                            out[hi - ow0..].fill(0.0);
+                for &(j, len, od, oh, ow0) in &segs {
+                    let ow1 = ow0 + len;
+                    let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
+                    let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
+                    if id >= id_n || ih >= ih_n {
+                        for kw in 0..g.k[2] {
+                            col[(r + kw) * ld + j..][..len].fill(0.0);
+                        }
+                        continue;
+                    }
+                    let row = &xc[(id * ih_n + ih) * iw_n..][..iw_n];
+                    for (kw, &(wlo, whi)) in wr.iter().enumerate() {
+                        let out = &mut col[(r + kw) * ld + j..][..len];
+                        let lo = wlo.clamp(ow0, ow1);
+                        let hi = whi.clamp(lo, ow1);
+                        out[..lo - ow0].fill(0.0);
+                        out[hi - ow0..].fill(0.0);
+                        if hi > lo {
                             let dv = &mut out[lo - ow0..hi - ow0];
-                            if hi > lo {
-                                let start = lo * g.s[2] + woff - g.pb[2];
-                                if g.s[2] == 1 {
-                                    dv.copy_from_slice(&row[start..start + (hi - lo)]);
-                                } else {
-                                    let s = g.s[2];
-                                    let src = &row[start..start + (hi - lo - 1) * s + 1];
-                                    for (i, v) in dv.iter_mut().enumerate() {
-                                        *v = src[i * s];
-                                    }
-                                }
+                            let start = lo * sw + kw * g.d[2] - g.pb[2];
+                            match sw {
+                                1 => dv.copy_from_slice(&row[start..start + (hi - lo)]),
+                                2 => strided::<2>(dv, &row[start..]),
+                                _ => strided_dyn(dv, &row[start..], sw),
                             }
                         }
-                        j += seg;
-                        p += seg;
                     }
                 }
+                r += g.k[2];
             }
         }
+    }
+}
+
+#[inline(always)]
+fn strided<const S: usize>(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..(dst.len() - 1) * S + 1];
+    for (i, v) in dst.iter_mut().enumerate() {
+        *v = src[i * S];
+    }
+}
+
+fn strided_dyn(dst: &mut [f32], src: &[f32], s: usize) {
+    let src = &src[..(dst.len() - 1) * s + 1];
+    for (i, v) in dst.iter_mut().enumerate() {
+        *v = src[i * s];
     }
 }

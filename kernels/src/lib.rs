@@ -1,5 +1,98 @@
-//! CPU kernels for pare.
-// NOTE FROM THE LEAD (20:28): I accidentally overwrote this file with a scaffold at 20:27.
-// Please restore your module declarations and crate-level helpers (SendPtr, threads_for,
-// to3, with_scratch, re-exports) and delete this note. Sorry. The main crate only needs
-// `pare_kernels::Act` (and later conv/gemm/pool fns) to exist.
+//! CPU kernels for pare: GEMM, convolution, transposed convolution, pooling
+//! and fused activations.
+//!
+//! The crate knows nothing about graphs: every kernel works on plain slices
+//! in row-major NC(D)HW layout and plain parameter structs.  Each fast kernel
+//! has a plain reference implementation (see [`mod@reference`] and the `*_ref`
+//! re-exports) used by the tests.
+//!
+//! Kernels parallelise with rayon on the *current* pool
+//! ([`rayon::current_num_threads`]); tiny problems run single-threaded.
+
+#![warn(missing_docs)]
+
+mod act;
+mod conv;
+mod conv_transpose;
+mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
+mod gemm;
+mod im2col;
+mod pool;
+pub mod reference;
+
+pub use act::{Act, bias_act};
+pub use conv::{ConvGeom, PackedConv, conv, conv_packed};
+pub use conv_transpose::{ConvTransposeGeom, conv_transpose};
+pub use gemm::{sgemm, sgemm_batched};
+pub use pool::{PoolGeom, avg_pool, global_avg_pool, max_pool};
+pub use reference::{
+    avg_pool_ref, conv_ref, conv_transpose_ref, global_avg_pool_ref, max_pool_ref, sgemm_ref,
+};
+
+/// Raw pointer that may be shared between rayon tasks writing disjoint parts.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub *mut T);
+// SAFETY: users only write disjoint regions from different tasks.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Returns the wrapped pointer (method access keeps closures capturing
+    /// the whole `Send` wrapper rather than the raw field).
+    #[inline(always)]
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Work (multiply-accumulates) below which kernels stay single-threaded.
+pub(crate) const PAR_MIN_MACS: u64 = 1 << 18;
+
+/// Number of threads worth using for `work` multiply-accumulates.
+#[inline]
+pub(crate) fn threads_for(work: u64) -> usize {
+    if work < PAR_MIN_MACS { 1 } else { rayon::current_num_threads().max(1) }
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with a thread-local scratch buffer of at least `len` floats
+/// (contents unspecified). Re-entrant: the buffer is taken out of the
+/// thread-local for the duration of `f`.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = SCRATCH.with(|s| s.take());
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.with(|s| {
+        let old = s.take();
+        s.set(if old.len() > buf.len() { old } else { buf });
+    });
+    r
+}
+
+/// Pads a spatial shape/param list of rank 1..=3 to rank 3 by prepending `fill`.
+pub(crate) fn to3(v: &[usize], fill: usize) -> [usize; 3] {
+    assert!((1..=3).contains(&v.len()), "spatial rank must be 1, 2 or 3, got {}", v.len());
+    let mut r = [fill; 3];
+    r[3 - v.len()..].copy_from_slice(v);
+    r
+}

@@ -41,7 +41,14 @@ pub(crate) struct Pool3 {
 impl PoolGeom {
     pub(crate) fn p3(&self) -> Pool3 {
         let r = self.in_spatial.len();
-        for v in [&self.kernel, &self.strides, &self.dilations, &self.pads_begin, &self.pads_end, &self.out_spatial] {
+        for v in [
+            &self.kernel,
+            &self.strides,
+            &self.dilations,
+            &self.pads_begin,
+            &self.pads_end,
+            &self.out_spatial,
+        ] {
             assert_eq!(v.len(), r, "pool: rank mismatch");
         }
         assert!(self.strides.iter().chain(&self.dilations).chain(&self.kernel).all(|&v| v >= 1));
@@ -123,7 +130,12 @@ pub fn max_pool(geom: &PoolGeom, x: &[f32], out: &mut [f32], argmax: Option<&mut
             });
         }
         None => run_planes(geom, out, |pl, o| {
-            max_plane(&g, &x[pl * ip..(pl + 1) * ip], o, None, 0);
+            let xp = &x[pl * ip..(pl + 1) * ip];
+            if g.ins[0] == 1 && g.k[0] == 1 {
+                pool2d_plane::<true>(&g, xp, o, false);
+            } else {
+                max_plane(&g, xp, o, None, 0);
+            }
         }),
     }
 }
@@ -175,7 +187,12 @@ pub fn avg_pool(geom: &PoolGeom, x: &[f32], out: &mut [f32], count_include_pad: 
     assert!(out.len() >= geom.out_len(), "avg_pool: output too short");
     let ip = g.ins.iter().product::<usize>();
     run_planes(geom, out, |pl, o| {
-        avg_plane(&g, &x[pl * ip..(pl + 1) * ip], o, count_include_pad);
+        let xp = &x[pl * ip..(pl + 1) * ip];
+        if g.ins[0] == 1 && g.k[0] == 1 {
+            pool2d_plane::<false>(&g, xp, o, count_include_pad);
+        } else {
+            avg_plane(&g, xp, o, count_include_pad);
+        }
     });
 }
 
@@ -212,6 +229,128 @@ fn avg_plane(g: &Pool3, x: &[f32], o: &mut [f32], include_pad: bool) {
             }
         }
     }
+}
+
+/// 2-D (or 1-D) max (`MAX`) / average pooling of one plane: interior
+/// output columns are processed tap by tap over whole row segments (which
+/// vectorises); edge columns use the generic per-output walk.
+fn pool2d_plane<const MAX: bool>(g: &Pool3, x: &[f32], o: &mut [f32], include_pad: bool) {
+    let [_, ih_n, iw_n] = g.ins;
+    let [_, oh_n, ow_n] = g.outs;
+    let (kw_n, sw, dw, pw) = (g.k[2], g.s[2], g.d[2], g.pb[2]);
+    let (mut ilo, mut ihi) = (0, ow_n);
+    for kw in 0..kw_n {
+        let (lo, hi) = crate::im2col::valid_range(ow_n, iw_n, sw, kw, dw, pw);
+        ilo = ilo.max(lo);
+        ihi = ihi.min(hi);
+    }
+    ihi = ihi.max(ilo);
+    for oh in 0..oh_n {
+        let orow = &mut o[oh * ow_n..(oh + 1) * ow_n];
+        let rh = taps(oh, g.s[1], g.d[1], g.pb[1], g.k[1], ih_n);
+        if rh.1 == rh.0 || ihi == ilo || ow_n - (ihi - ilo) > ihi - ilo {
+            // Degenerate or mostly-edge rows: generic walk for the whole row.
+            for (ow, v) in orow.iter_mut().enumerate() {
+                *v = pool_one::<MAX>(g, x, oh, ow, include_pad);
+            }
+            continue;
+        }
+        let seg = &mut orow[ilo..ihi];
+        let n = seg.len();
+        let mut first = true;
+        for kh in rh.0..rh.1 {
+            let ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+            let row = &x[ih * iw_n..(ih + 1) * iw_n];
+            for kw in 0..kw_n {
+                let src = &row[ilo * sw + kw * dw - pw..];
+                match sw {
+                    1 => tap::<1, MAX>(seg, src, n, first),
+                    2 => tap::<2, MAX>(seg, src, n, first),
+                    _ => tap_dyn::<MAX>(seg, src, n, sw, first),
+                }
+                first = false;
+            }
+        }
+        if !MAX {
+            let cnt = if include_pad {
+                taps_padded(oh, g.s[1], g.d[1], g.pb[1], g.pe[1], g.k[1], ih_n) * kw_n
+            } else {
+                (rh.1 - rh.0) * kw_n
+            };
+            let c = cnt as f32;
+            seg.iter_mut().for_each(|v| *v /= c);
+        }
+        // Edge columns.
+        for ow in (0..ilo).chain(ihi..ow_n) {
+            orow[ow] = pool_one::<MAX>(g, x, oh, ow, include_pad);
+        }
+    }
+}
+
+#[inline(always)]
+fn tap<const S: usize, const MAX: bool>(seg: &mut [f32], src: &[f32], n: usize, first: bool) {
+    let src = &src[..(n - 1) * S + 1];
+    if first {
+        for (i, v) in seg.iter_mut().enumerate() {
+            *v = src[i * S];
+        }
+    } else if MAX {
+        for (i, v) in seg.iter_mut().enumerate() {
+            let t = src[i * S];
+            *v = if t > *v { t } else { *v };
+        }
+    } else {
+        for (i, v) in seg.iter_mut().enumerate() {
+            *v += src[i * S];
+        }
+    }
+}
+
+fn tap_dyn<const MAX: bool>(seg: &mut [f32], src: &[f32], n: usize, s: usize, first: bool) {
+    let src = &src[..(n - 1) * s + 1];
+    for (i, v) in seg.iter_mut().enumerate() {
+        let t = src[i * s];
+        *v = if first {
+            t
+        } else if MAX {
+            if t > *v { t } else { *v }
+        } else {
+            *v + t
+        };
+    }
+}
+
+/// Generic evaluation of one output of a rank-≤2 plane.
+fn pool_one<const MAX: bool>(g: &Pool3, x: &[f32], oh: usize, ow: usize, include_pad: bool) -> f32 {
+    let [_, ih_n, iw_n] = g.ins;
+    let rh = taps(oh, g.s[1], g.d[1], g.pb[1], g.k[1], ih_n);
+    let rw = taps(ow, g.s[2], g.d[2], g.pb[2], g.k[2], iw_n);
+    let mut acc = 0.0f32;
+    let mut any = false;
+    for kh in rh.0..rh.1 {
+        let ih = oh * g.s[1] + kh * g.d[1] - g.pb[1];
+        for kw in rw.0..rw.1 {
+            let v = x[ih * iw_n + ow * g.s[2] + kw * g.d[2] - g.pb[2]];
+            if MAX {
+                if !any || v > acc {
+                    acc = v;
+                }
+            } else {
+                acc += v;
+            }
+            any = true;
+        }
+    }
+    if MAX {
+        return if any { acc } else { f32::NEG_INFINITY };
+    }
+    let cnt = if include_pad {
+        taps_padded(oh, g.s[1], g.d[1], g.pb[1], g.pe[1], g.k[1], ih_n)
+            * taps_padded(ow, g.s[2], g.d[2], g.pb[2], g.pe[2], g.k[2], iw_n)
+    } else {
+        (rh.1 - rh.0) * (rw.1 - rw.0)
+    };
+    if cnt == 0 { 0.0 } else { acc / cnt as f32 }
 }
 
 /// Global average pooling: `out[i] = mean(x[i*spatial..(i+1)*spatial])` for

@@ -54,14 +54,7 @@ fn in_pos(o: usize, s: usize, k: usize, d: usize, pb: usize, n: usize) -> Option
 }
 
 /// Reference for [`crate::conv`]: direct nested loops.
-pub fn conv_ref(
-    geom: &ConvGeom,
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    act: Act,
-    out: &mut [f32],
-) {
+pub fn conv_ref(geom: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
     let ins = to3(&geom.in_spatial, 1);
     let outs = to3(&geom.out_spatial(), 1);
     let k = to3(&geom.kernel, 1);
@@ -69,7 +62,8 @@ pub fn conv_ref(
     let d = to3(&geom.dilations, 1);
     let pb = to3(&geom.pads_begin, 0);
     let (cig, cog) = (geom.c_in / geom.groups, geom.c_out / geom.groups);
-    let (ip, op, ks) = (ins.iter().product::<usize>(), outs.iter().product::<usize>(), k.iter().product::<usize>());
+    let (ip, op, ks) =
+        (ins.iter().product::<usize>(), outs.iter().product::<usize>(), k.iter().product::<usize>());
     for b in 0..geom.batch {
         for oc in 0..geom.c_out {
             let g = oc / cog;
@@ -107,7 +101,8 @@ pub fn conv_transpose_ref(
     let d = to3(&geom.dilations, 1);
     let pb = to3(&geom.pads_begin, 0);
     let (cig, cog) = (geom.c_in / geom.groups, geom.c_out / geom.groups);
-    let (ip, op, ks) = (ins.iter().product::<usize>(), outs.iter().product::<usize>(), k.iter().product::<usize>());
+    let (ip, op, ks) =
+        (ins.iter().product::<usize>(), outs.iter().product::<usize>(), k.iter().product::<usize>());
     for b in 0..geom.batch {
         for oc in 0..geom.c_out {
             let plane = &mut out[(b * geom.c_out + oc) * op..][..op];

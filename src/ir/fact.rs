@@ -146,10 +146,7 @@ mod tests {
         let n: Dim = Dim::Sym("N".into());
         let a = vec![n.clone(), Dim::Known(3), Dim::Known(1)];
         let b = vec![Dim::Known(4)];
-        assert_eq!(
-            broadcast_shapes(&[&a, &b]).unwrap(),
-            vec![n, Dim::Known(3), Dim::Known(4)]
-        );
+        assert_eq!(broadcast_shapes(&[&a, &b]).unwrap(), vec![n, Dim::Known(3), Dim::Known(4)]);
         assert!(broadcast_shapes(&[&[Dim::Known(2)], &[Dim::Known(3)]]).is_none());
         assert_eq!(broadcast_concrete(&[&[2, 1], &[3]]).unwrap(), vec![2, 3]);
         assert!(broadcast_concrete(&[&[2], &[3]]).is_none());

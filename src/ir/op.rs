@@ -118,6 +118,8 @@ pub struct LayerNorm {
     pub axis: i64,
     /// Added to the variance.
     pub epsilon: f32,
+    /// Also output `Mean` and `InvStdDev` (outputs 1 and 2). When false, the op has one output.
+    pub stats: bool,
 }
 
 /// Pooling attributes, shared by MaxPool and AveragePool.
@@ -137,6 +139,8 @@ pub struct Pool {
     pub ceil_mode: bool,
     /// AveragePool: count padded positions in the divisor.
     pub count_include_pad: bool,
+    /// MaxPool: also output the argmax `Indices` (second output). When false, the op has one output.
+    pub indices: bool,
 }
 
 /// Element-wise unary functions.

@@ -1,15 +1,171 @@
-//! (scaffold: being written)
+//! QuantizeLinear and DequantizeLinear, per tensor or per axis.
 
-use crate::ir::{Fact, Op};
-use crate::tensor::Tensor;
+use crate::ir::{Fact, Op, fmt_shape};
+use crate::ops::nn::shape_str;
+use crate::ops::{fact_at, norm_axis, tensor_at};
+use crate::tensor::{DType, Data, Tensor, numel};
 use anyhow::{Result, bail};
 
 /// Infers output facts for the ops of this family.
-pub fn infer(op: &Op, _inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
-    bail!("{} is not implemented yet", op.onnx_name())
+pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
+    let x = fact_at(inputs, 0)?;
+    let scale = fact_at(inputs, 1)?;
+    let zp = inputs.get(2).copied().flatten();
+    if !scale.dtype.is_float() {
+        bail!("scale {scale} must be a float tensor");
+    }
+    let axis = match op {
+        Op::QuantizeLinear { axis, .. } | Op::DequantizeLinear { axis } => *axis,
+        _ => bail!("{} is not a quantization op", op.onnx_name()),
+    };
+    if scale.rank() > 1 {
+        bail!("scale {scale} must be a scalar or 1-D (blocked quantization is not supported)");
+    }
+    if scale.rank() == 1 && scale.shape[0].known() != Some(1) {
+        let ax = norm_axis(axis, x.rank())?;
+        if let (Some(c), Some(s)) = (x.shape[ax].known(), scale.shape[0].known())
+            && c != s
+        {
+            bail!("per-axis scale {scale} must have {c} elements (axis {axis} of input {})", fmt_shape(&x.shape));
+        }
+    }
+    if let Some(z) = zp
+        && z.shape != scale.shape
+        && z.numel() != scale.numel()
+    {
+        bail!("zero point {z} must have the shape of scale {scale}");
+    }
+    let dtype = match op {
+        Op::QuantizeLinear { to, .. } => {
+            if !x.dtype.is_float() {
+                bail!("QuantizeLinear input {x} must be a float tensor");
+            }
+            let out = zp.map_or(*to, |z| z.dtype);
+            if !matches!(out, DType::I8 | DType::U8 | DType::I16 | DType::U16) {
+                bail!("QuantizeLinear to {out} is not supported (int8, uint8, int16, uint16)");
+            }
+            out
+        }
+        _ => {
+            if !matches!(x.dtype, DType::I8 | DType::U8 | DType::I16 | DType::U16 | DType::I32) {
+                bail!("DequantizeLinear input {x} must be int8, uint8, int16, uint16 or int32");
+            }
+            if let Some(z) = zp
+                && z.dtype != x.dtype
+            {
+                bail!("zero point {z} must have the input's type {}", x.dtype);
+            }
+            scale.dtype
+        }
+    };
+    Ok(vec![Fact::new(dtype, x.shape.clone())])
 }
 
 /// Evaluates the ops of this family.
-pub fn eval(op: &Op, _inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
-    bail!("{} is not implemented yet", op.onnx_name())
+pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
+    let x = tensor_at(&inputs, 0)?;
+    let scale = tensor_at(&inputs, 1)?;
+    let zp = inputs.get(2).and_then(|t| t.as_ref());
+    match op {
+        Op::QuantizeLinear { axis, to } => quantize(x, scale, zp, *axis, *to),
+        Op::DequantizeLinear { axis } => dequantize(x, scale, zp, *axis),
+        _ => bail!("{} is not a quantization op", op.onnx_name()),
+    }
+}
+
+/// (channels, inner) of the per-axis layout, or (1, len) for a per-tensor scale.
+fn layout(x: &Tensor, scale: &Tensor, axis: i64) -> Result<(usize, usize)> {
+    let n = scale.len();
+    if scale.rank() > 1 {
+        bail!("scale {} must be a scalar or 1-D (blocked quantization is not supported)", shape_str(scale.shape()));
+    }
+    if n == 1 {
+        return Ok((1, x.len()));
+    }
+    let ax = norm_axis(axis, x.rank())?;
+    if x.shape()[ax] != n {
+        bail!("per-axis scale has {n} elements, axis {axis} of input {} has {}", shape_str(x.shape()), x.shape()[ax]);
+    }
+    Ok((n, numel(&x.shape()[ax + 1..])))
+}
+
+/// Zero points as i64 (zeros when absent), checked against the scale's length.
+fn zero_points(zp: Option<&Tensor>, n: usize) -> Result<Vec<i64>> {
+    let Some(z) = zp else { return Ok(vec![0; n]) };
+    let v = z.to_i64_vec().ok_or_else(|| anyhow::anyhow!("zero point must be an integer tensor, got {}", z.dtype()))?;
+    if v.len() != n {
+        bail!("zero point has {} elements, scale has {n}", v.len());
+    }
+    Ok(v)
+}
+
+/// `saturate(round_half_even(x / scale) + zero_point)`.
+fn quantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, axis: i64, to: DType) -> Result<Vec<Tensor>> {
+    let (c, inner) = layout(x, scale, axis)?;
+    let xf = crate::ops::nn::f32_data(x)?;
+    let sf = crate::ops::nn::f32_data(scale)?;
+    let z = zero_points(zp, c)?;
+    let out = zp.map_or(to, |t| t.dtype());
+    fn run<T: Copy + Default>(
+        x: &[f32],
+        s: &[f32],
+        z: &[i64],
+        inner: usize,
+        (lo, hi): (f32, f32),
+        cast: impl Fn(f32) -> T,
+    ) -> Vec<T> {
+        let mut out = vec![T::default(); x.len()];
+        if inner == 0 {
+            return out;
+        }
+        let c = s.len();
+        for (bi, (o, xs)) in out.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
+            let (sc, zc) = (s[bi % c], z[bi % c] as f32);
+            for (o, &v) in o.iter_mut().zip(xs) {
+                *o = cast(((v / sc).round_ties_even() + zc).clamp(lo, hi));
+            }
+        }
+        out
+    }
+    let data = match out {
+        DType::I8 => Data::I8(run(&xf, &sf, &z, inner, (-128.0, 127.0), |v| v as i8)),
+        DType::U8 => Data::U8(run(&xf, &sf, &z, inner, (0.0, 255.0), |v| v as u8)),
+        DType::I16 => Data::I16(run(&xf, &sf, &z, inner, (-32768.0, 32767.0), |v| v as i16)),
+        DType::U16 => Data::U16(run(&xf, &sf, &z, inner, (0.0, 65535.0), |v| v as u16)),
+        other => bail!("QuantizeLinear to {other} is not supported (int8, uint8, int16, uint16)"),
+    };
+    Ok(vec![Tensor::new(x.shape().to_vec(), data)?])
+}
+
+/// `(x - zero_point) * scale`, in the scale's float type.
+fn dequantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, axis: i64) -> Result<Vec<Tensor>> {
+    let (c, inner) = layout(x, scale, axis)?;
+    if !matches!(x.dtype(), DType::I8 | DType::U8 | DType::I16 | DType::U16 | DType::I32) {
+        bail!("DequantizeLinear input must be int8, uint8, int16, uint16 or int32, got {}", x.dtype());
+    }
+    let sf = crate::ops::nn::f32_data(scale)?;
+    let z = zero_points(zp, c)?;
+    let mut out = vec![0f32; x.len()];
+    fn run<T: Copy>(x: &[T], out: &mut [f32], s: &[f32], z: &[i64], inner: usize, f: impl Fn(T) -> i64) {
+        if inner == 0 {
+            return;
+        }
+        let c = s.len();
+        for (bi, (o, xs)) in out.chunks_mut(inner).zip(x.chunks(inner)).enumerate() {
+            let (sc, zc) = (s[bi % c], z[bi % c]);
+            for (o, &v) in o.iter_mut().zip(xs) {
+                *o = (f(v) - zc) as f32 * sc;
+            }
+        }
+    }
+    match x.data() {
+        Data::I8(v) => run(v, &mut out, &sf, &z, inner, |a| a as i64),
+        Data::U8(v) => run(v, &mut out, &sf, &z, inner, |a| a as i64),
+        Data::I16(v) => run(v, &mut out, &sf, &z, inner, |a| a as i64),
+        Data::U16(v) => run(v, &mut out, &sf, &z, inner, |a| a as i64),
+        Data::I32(v) => run(v, &mut out, &sf, &z, inner, |a| a as i64),
+        _ => unreachable!("dtype checked above"),
+    }
+    let t = Tensor::from_vec(x.shape().to_vec(), out);
+    Ok(vec![if scale.dtype() == DType::F32 { t } else { t.cast(scale.dtype()) }])
 }

@@ -2,7 +2,7 @@
 
 mod npy;
 
-pub use npy::{read_npy, read_npz, write_npy};
+pub use npy::{npy_bytes, parse_npy, read_npy, read_npz, write_npy, write_npz};
 
 use half::f16;
 use std::fmt;
@@ -352,8 +352,7 @@ impl Tensor {
     }
     /// f32 view; error message names the actual dtype.
     pub fn f32s(&self) -> anyhow::Result<&[f32]> {
-        self.as_slice::<f32>()
-            .ok_or_else(|| anyhow::anyhow!("expected float32 tensor, got {}", self.dtype()))
+        self.as_slice::<f32>().ok_or_else(|| anyhow::anyhow!("expected float32 tensor, got {}", self.dtype()))
     }
     /// Mutable typed view; copies the storage first if it is shared.
     pub fn as_mut_slice<T: Elem>(&mut self) -> Option<&mut [T]> {

@@ -1,0 +1,120 @@
+//! Kernel micro-benchmarks: `cargo run -p pare-kernels --release --example kbench`.
+//! Prints median time and GFLOP/s (2 FLOP per multiply-accumulate) over the
+//! global rayon pool.
+
+use pare_kernels::{Act, ConvGeom, PoolGeom, conv, max_pool, sgemm};
+use std::time::Instant;
+
+fn median_secs(iters: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..5 {
+        f();
+    }
+    let mut t: Vec<f64> = (0..iters)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if std::env::var_os("KBENCH_MIN").is_some() {
+        return t[0];
+    }
+    t[t.len() / 2]
+}
+
+fn report(name: &str, macs: f64, secs: f64) {
+    println!("{name:<40} {:>10.1} us {:>8.1} GFLOP/s", secs * 1e6, 2.0 * macs / secs / 1e9);
+}
+
+fn vec_of(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geom(b: usize, ci: usize, co: usize, g: usize, hw: usize, k: usize, s: usize, p: usize) -> ConvGeom {
+    ConvGeom {
+        batch: b,
+        c_in: ci,
+        c_out: co,
+        groups: g,
+        in_spatial: vec![hw, hw],
+        kernel: vec![k, k],
+        strides: vec![s, s],
+        dilations: vec![1, 1],
+        pads_begin: vec![p, p],
+        pads_end: vec![p, p],
+    }
+}
+
+fn selected(name: &str) -> bool {
+    std::env::args().nth(1).is_none_or(|f| name.contains(&f))
+}
+
+fn bench_conv(name: &str, g: &ConvGeom, iters: usize) {
+    if !selected(name) {
+        return;
+    }
+    let x = vec_of(g.in_len());
+    let w = vec_of(g.weight_len());
+    let b = vec_of(g.c_out);
+    let mut o = vec![0.0; g.out_len()];
+    let t = median_secs(iters, || conv(g, &x, &w, Some(&b), Act::None, &mut o));
+    report(name, g.macs() as f64, t);
+}
+
+fn main() {
+    println!("rayon threads: {}", rayon::current_num_threads());
+    let n = 1024;
+    if selected("sgemm 1024^3") {
+        let a = vec_of(n * n);
+        let b = vec_of(n * n);
+        let mut c = vec![0.0; n * n];
+        let t = median_secs(30, || sgemm(n, n, n, 1.0, &a, n, false, &b, n, false, 0.0, &mut c, n));
+        report("sgemm 1024^3", (n * n * n) as f64, t);
+    }
+
+    bench_conv("conv 3x3 64->64 56x56 b1", &geom(1, 64, 64, 1, 56, 3, 1, 1), 50);
+    bench_conv("dw 3x3 s1 [1,144,56,56]", &geom(1, 144, 144, 144, 56, 3, 1, 1), 50);
+    bench_conv("dw 3x3 s2 [1,144,56,56]", &geom(1, 144, 144, 144, 56, 3, 2, 1), 50);
+    bench_conv("dw small 3x3 s1 [1,4,56,56]", &geom(1, 4, 4, 4, 56, 3, 1, 1), 2000);
+    bench_conv("dw small 3x3 s1 nopad [1,4,58,58]", &geom(1, 4, 4, 4, 58, 3, 1, 0), 2000);
+    bench_conv("conv 1x1 144->24 56x56 b1", &geom(1, 144, 24, 1, 56, 1, 1, 0), 50);
+    bench_conv("conv 3x3 s2 3->32 224x224 b1", &geom(1, 3, 32, 1, 224, 3, 2, 1), 50);
+    bench_conv("conv 3x3 512->512 7x7 b1", &geom(1, 512, 512, 1, 7, 3, 1, 1), 30);
+
+    // LeNet-5 style forward at batch 1 (conv/pool only; the FC layers are
+    // tiny GEMVs): measures small-problem overhead.
+    if !selected("LeNet") {
+        return;
+    }
+    let c1 = geom(1, 1, 6, 1, 28, 5, 1, 2);
+    let c2 = geom(1, 6, 16, 1, 14, 5, 1, 0);
+    let p1 = PoolGeom {
+        batch_channels: 6,
+        in_spatial: vec![28, 28],
+        kernel: vec![2, 2],
+        strides: vec![2, 2],
+        dilations: vec![1, 1],
+        pads_begin: vec![0, 0],
+        pads_end: vec![0, 0],
+        out_spatial: vec![14, 14],
+    };
+    let p2 = PoolGeom { batch_channels: 16, in_spatial: vec![10, 10], out_spatial: vec![5, 5], ..p1.clone() };
+    let (x, w1, w2) = (vec_of(784), vec_of(c1.weight_len()), vec_of(c2.weight_len()));
+    let (f1, f2, f3) = (vec_of(400 * 120), vec_of(120 * 84), vec_of(84 * 10));
+    let (mut o1, mut q1, mut o2, mut q2) =
+        (vec![0.0; 6 * 784], vec![0.0; 6 * 196], vec![0.0; 1600], vec![0.0; 400]);
+    let (mut h1, mut h2, mut h3) = (vec![0.0; 120], vec![0.0; 84], vec![0.0; 10]);
+    let t = median_secs(200, || {
+        conv(&c1, &x, &w1, None, Act::Relu, &mut o1);
+        max_pool(&p1, &o1, &mut q1, None);
+        conv(&c2, &q1, &w2, None, Act::Relu, &mut o2);
+        max_pool(&p2, &o2, &mut q2, None);
+        sgemm(1, 120, 400, 1.0, &q2, 400, false, &f1, 120, false, 0.0, &mut h1, 120);
+        sgemm(1, 84, 120, 1.0, &h1, 120, false, &f2, 84, false, 0.0, &mut h2, 84);
+        sgemm(1, 10, 84, 1.0, &h2, 84, false, &f3, 10, false, 0.0, &mut h3, 10);
+    });
+    let macs = c1.macs() + c2.macs() + 400 * 120 + 120 * 84 + 84 * 10;
+    report("LeNet-5 forward b1 (conv+pool+fc)", macs as f64, t);
+}

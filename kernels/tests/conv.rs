@@ -1,0 +1,186 @@
+mod common;
+use common::*;
+use pare_kernels::{Act, ConvGeom, PackedConv, conv, conv_packed, conv_ref};
+use rand::Rng;
+use rand::rngs::StdRng;
+
+fn check(g: &ConvGeom, act: Act, with_bias: bool, seed: u64) {
+    let mut r = rng(seed);
+    let x = rand_vec(&mut r, g.in_len());
+    let w = rand_vec(&mut r, g.weight_len());
+    let b = rand_vec(&mut r, g.c_out);
+    let bias = with_bias.then_some(&b[..]);
+    let mut o1 = vec![f32::NAN; g.out_len()];
+    let mut o2 = vec![0.0; g.out_len()];
+    conv(g, &x, &w, bias, act, &mut o1);
+    conv_ref(g, &x, &w, bias, act, &mut o2);
+    assert_close(&o1, &o2, 1e-4, &format!("conv {g:?} {act:?}"));
+    let packed = PackedConv::new(g, &w);
+    let mut o3 = vec![f32::NAN; g.out_len()];
+    conv_packed(g, &x, &packed, bias, act, &mut o3);
+    assert_eq!(o1, o3, "conv_packed differs from conv");
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geom2(
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    groups: usize,
+    hw: [usize; 2],
+    k: [usize; 2],
+    s: [usize; 2],
+    d: [usize; 2],
+    pb: [usize; 2],
+    pe: [usize; 2],
+) -> ConvGeom {
+    ConvGeom {
+        batch,
+        c_in,
+        c_out,
+        groups,
+        in_spatial: hw.to_vec(),
+        kernel: k.to_vec(),
+        strides: s.to_vec(),
+        dilations: d.to_vec(),
+        pads_begin: pb.to_vec(),
+        pads_end: pe.to_vec(),
+    }
+}
+
+fn random_geom(r: &mut StdRng, rank: usize, depthwise: bool) -> ConvGeom {
+    loop {
+        let groups = if depthwise { r.random_range(1..6) } else { [1, 1, 2, 3][r.random_range(0..4)] };
+        let cig = if depthwise { 1 } else { r.random_range(1..5) };
+        let cog = r.random_range(1..if depthwise { 4 } else { 6 });
+        let max_sp = match rank {
+            1 => 30,
+            2 => 14,
+            _ => 6,
+        };
+        let mut g = ConvGeom {
+            batch: r.random_range(1..3),
+            c_in: groups * cig,
+            c_out: groups * cog,
+            groups,
+            in_spatial: vec![],
+            kernel: vec![],
+            strides: vec![],
+            dilations: vec![],
+            pads_begin: vec![],
+            pads_end: vec![],
+        };
+        for _ in 0..rank {
+            let k = r.random_range(1..5);
+            g.in_spatial.push(r.random_range(1..max_sp));
+            g.kernel.push(k);
+            g.strides.push(r.random_range(1..4));
+            g.dilations.push(r.random_range(1..3));
+            g.pads_begin.push(r.random_range(0..k));
+            g.pads_end.push(r.random_range(0..k + 1));
+        }
+        if g.out_spatial().iter().all(|&o| o > 0) {
+            return g;
+        }
+    }
+}
+
+const ACTS: [Act; 7] = [
+    Act::None,
+    Act::Relu,
+    Act::Clip { min: 0.0, max: 6.0 },
+    Act::LeakyRelu(0.1),
+    Act::Sigmoid,
+    Act::HardSigmoid { alpha: 0.2, beta: 0.5 },
+    Act::HardSwish,
+];
+
+#[test]
+fn conv_random_all_ranks() {
+    in_pools(|| {
+        let mut r = rng(42);
+        for it in 0..150 {
+            let rank = 1 + it % 3;
+            let g = random_geom(&mut r, rank, it % 5 == 0);
+            check(&g, ACTS[it % ACTS.len()], it % 3 != 0, it as u64);
+        }
+    });
+}
+
+#[test]
+fn conv_depthwise_random() {
+    in_pools(|| {
+        let mut r = rng(7);
+        for it in 0..120 {
+            let mut g = random_geom(&mut r, 1 + it % 2, true);
+            if it % 4 == 0 {
+                // Wide rows to exercise the vector blocks.
+                let last = g.in_spatial.len() - 1;
+                g.in_spatial[last] = r.random_range(16..90);
+            }
+            check(&g, ACTS[it % ACTS.len()], it % 2 == 0, it as u64);
+        }
+    });
+}
+
+#[test]
+fn conv_mobilenet_like() {
+    in_pools(|| {
+        // depthwise 3x3 s1 / s2, pointwise, stem.
+        check(
+            &geom2(1, 32, 32, 32, [56, 56], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+            Act::Clip { min: 0.0, max: 6.0 },
+            true,
+            1,
+        );
+        check(&geom2(2, 24, 24, 24, [57, 41], [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]), Act::Relu, true, 2);
+        check(&geom2(1, 16, 16, 16, [40, 70], [5, 5], [2, 2], [1, 1], [2, 2], [2, 2]), Act::None, false, 3);
+        check(&geom2(1, 8, 16, 8, [33, 35], [3, 3], [1, 1], [2, 2], [2, 2], [2, 2]), Act::HardSwish, true, 4);
+        check(&geom2(1, 32, 48, 1, [28, 28], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]), Act::None, true, 5);
+        check(&geom2(2, 24, 40, 1, [15, 15], [1, 1], [2, 2], [1, 1], [0, 0], [0, 0]), Act::Relu, true, 6);
+        check(&geom2(1, 3, 16, 1, [64, 64], [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]), Act::HardSwish, true, 7);
+        check(&geom2(1, 1, 6, 1, [28, 28], [5, 5], [1, 1], [1, 1], [2, 2], [2, 2]), Act::Relu, true, 8);
+    });
+}
+
+#[test]
+fn conv_larger_gemm_paths() {
+    in_pools(|| {
+        check(&geom2(1, 64, 64, 1, [30, 30], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]), Act::Relu, true, 10);
+        check(&geom2(3, 16, 24, 2, [19, 23], [3, 5], [1, 2], [1, 1], [1, 2], [0, 3]), Act::None, true, 11);
+        check(&geom2(1, 96, 128, 1, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]), Act::None, true, 12);
+        check(&geom2(4, 20, 50, 1, [12, 12], [5, 5], [1, 1], [1, 1], [0, 0], [0, 0]), Act::None, true, 13);
+        check(&geom2(2, 64, 32, 1, [40, 40], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]), Act::None, true, 14);
+        check(&geom2(1, 12, 12, 4, [25, 25], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]), Act::Relu, false, 15);
+    });
+}
+
+#[test]
+fn conv_tiny_and_degenerate() {
+    // 1x1 everything, kernel as large as the padded input, 1-D.
+    check(&geom2(1, 1, 1, 1, [1, 1], [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]), Act::None, true, 20);
+    check(&geom2(1, 2, 3, 1, [2, 3], [4, 5], [1, 1], [1, 1], [1, 1], [1, 1]), Act::None, true, 21);
+    check(&geom2(2, 2, 2, 2, [1, 1], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]), Act::None, true, 22);
+    let g = ConvGeom {
+        batch: 2,
+        c_in: 4,
+        c_out: 6,
+        groups: 2,
+        in_spatial: vec![50],
+        kernel: vec![7],
+        strides: vec![3],
+        dilations: vec![2],
+        pads_begin: vec![0],
+        pads_end: vec![5],
+    };
+    check(&g, Act::LeakyRelu(0.3), true, 23);
+}
+
+#[test]
+fn conv_geom_helpers() {
+    let g = geom2(2, 64, 64, 1, [56, 56], [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]);
+    assert_eq!(g.out_spatial(), vec![56, 56]);
+    assert_eq!(g.macs(), 2 * 64 * 56 * 56 * 64 * 9);
+    let g = geom2(1, 8, 8, 8, [7, 8], [3, 3], [2, 2], [2, 1], [0, 1], [1, 0]);
+    assert_eq!(g.out_spatial(), vec![2, 4]);
+}

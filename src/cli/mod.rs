@@ -1,0 +1,293 @@
+//! Argument parsing and the commands; the work itself lives in the library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pare::ir::Graph;
+use pare::profile::{self, BenchOptions};
+use pare::runtime::{RunOptions, Runtime};
+use pare::tensor::{self, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The small trained MNIST CNN (ONNX model zoo, MIT) that `pare demo` works on.
+pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/mnist-conv.onnx");
+
+#[derive(Parser)]
+#[command(name = "pare", version, about = "Make trained neural networks smaller and faster (ONNX in, ONNX out)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Per-layer table of a model: op, output shape, params, MACs, weight and activation bytes.
+    Inspect {
+        /// ONNX model.
+        model: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Batch size (dim 0 of the inputs); default: the model's own, 1 where symbolic.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Show the graph after pare's optimisation passes (BN folding, fusion).
+        #[arg(long)]
+        optimized: bool,
+    },
+    /// Run a model once and write every output as DIR/<name>.npy.
+    Run {
+        /// ONNX model.
+        model: PathBuf,
+        /// Input as NAME=FILE.npy (repeatable), or one FILE.npz holding all inputs by name.
+        /// Inputs not given are random.
+        #[arg(long = "input", value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Seed for random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write outputs.
+        #[arg(long, default_value = "pare-out")]
+        output_dir: PathBuf,
+        /// Batch size for random inputs (dim 0); default: the model's own, 1 where symbolic.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Worker threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Measure latency percentiles, throughput and peak memory.
+    Bench {
+        /// ONNX model.
+        model: PathBuf,
+        /// Batch size (dim 0 of the inputs); default: the model's own, 1 where symbolic.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Worker threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Untimed runs.
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply pare's graph optimisations (BN folding, activation fusion, ...) and write ONNX.
+    Optimize {
+        /// Input ONNX model (never overwritten).
+        model: PathBuf,
+        /// Output ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Write a copy of a model with another batch size (also for models exported with a fixed batch).
+    Reshape {
+        /// Input ONNX model (never overwritten).
+        model: PathBuf,
+        /// New batch size.
+        #[arg(long)]
+        batch: usize,
+        /// Output ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// The main job on an embedded model: inspect, check, benchmark and export it.
+    Demo {
+        /// Where to write the exported model.
+        #[arg(long, default_value = "pare-demo")]
+        output_dir: PathBuf,
+    },
+}
+
+/// Runs the program; returns the exit code (2 for any error).
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.cmd) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn dispatch(cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Inspect { model, json, batch, optimized } => inspect(&model, json, batch, optimized),
+        Cmd::Run { model, inputs, seed, output_dir, batch, threads } => {
+            run(&model, &inputs, seed, &output_dir, batch, threads)
+        }
+        Cmd::Bench { model, batch, threads, warmup, iters, json } => {
+            let g = pare::onnx::load(&model)?;
+            let r = profile::bench(&g, &BenchOptions { batch, threads, warmup, iters, seed: 0 })
+                .with_context(|| format!("benchmarking {}", model.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_bench(&model.display().to_string(), &r);
+            }
+            Ok(())
+        }
+        Cmd::Optimize { model, output } => optimize(&model, &output),
+        Cmd::Reshape { model, batch, output } => {
+            refuse_overwrite(&model, &output)?;
+            let g = pare::passes::set_batch(&pare::onnx::load(&model)?, batch)?;
+            pare::onnx::save(&g, &output)?;
+            println!("batch {batch}: written to {}", output.display());
+            Ok(())
+        }
+        Cmd::Demo { output_dir } => demo(&output_dir),
+    }
+}
+
+fn inspect(model: &Path, json: bool, batch: Option<usize>, optimized: bool) -> Result<()> {
+    let mut g = profile::concrete(&pare::onnx::load(model)?, batch)?;
+    if optimized {
+        pare::passes::optimize(&mut g)?;
+    }
+    let stats = profile::model_stats(&g)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+    } else {
+        println!("{}", model.display());
+        print_io(&g);
+        print!("{}", profile::stats_table(&stats));
+    }
+    Ok(())
+}
+
+fn print_io(g: &Graph) {
+    for &i in &g.inputs {
+        println!("  input  {} {}", g.value(i).name, g.fact(i));
+    }
+    for &o in &g.outputs {
+        println!("  output {} {}", g.value(o).name, g.fact(o));
+    }
+}
+
+/// Reads `NAME=FILE.npy` / `FILE.npz` arguments into named tensors.
+fn read_inputs(args: &[String]) -> Result<HashMap<String, Tensor>> {
+    let mut map = HashMap::new();
+    for a in args {
+        if let Some((name, file)) = a.split_once('=') {
+            let t = tensor::read_npy(Path::new(file)).with_context(|| format!("reading input {name}"))?;
+            map.insert(name.to_string(), t);
+        } else if a.ends_with(".npz") {
+            for (name, t) in tensor::read_npz(Path::new(a))? {
+                map.insert(name.trim_end_matches(".npy").to_string(), t);
+            }
+        } else {
+            bail!("--input {a}: expected NAME=FILE.npy or FILE.npz");
+        }
+    }
+    Ok(map)
+}
+
+/// Replaces every character outside `[A-Za-z0-9._-]` with `_`.
+pub fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
+}
+
+fn run(model: &Path, args: &[String], seed: u64, out_dir: &Path, batch: Option<usize>, threads: usize) -> Result<()> {
+    let g = pare::onnx::load(model)?;
+    let mut given = read_inputs(args)?;
+    for name in given.keys() {
+        if g.find(name).is_none_or(|v| !g.inputs.contains(&v)) {
+            let names: Vec<&str> = g.inputs.iter().map(|v| g.value(*v).name.as_str()).collect();
+            bail!("{}: no input named \"{name}\" (inputs: {})", model.display(), names.join(", "));
+        }
+    }
+    // Random inputs for the rest.
+    let g = if batch.is_some() { profile::concrete(&g, batch)? } else { g };
+    let random = profile::random_inputs(&profile::concrete(&g, None)?, seed)?;
+    let mut inputs = Vec::new();
+    for (k, &v) in g.inputs.iter().enumerate() {
+        let name = &g.value(v).name;
+        inputs.push(given.remove(name).unwrap_or_else(|| random[k].clone()));
+    }
+    let rt = Runtime::new(g, RunOptions { threads, optimize: true })?;
+    let outs = rt.run(inputs).with_context(|| format!("running {}", model.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    for (name, t) in rt.output_names().iter().zip(&outs) {
+        let path = out_dir.join(format!("{}.npy", sanitize(name)));
+        tensor::write_npy(&path, t)?;
+        println!("{} {}{:?} -> {}", name, t.dtype(), t.shape(), path.display());
+    }
+    Ok(())
+}
+
+fn print_bench(what: &str, r: &profile::BenchResult) {
+    println!("{what}: batch {}, {} threads, {} runs", r.batch, r.threads, r.iters);
+    println!(
+        "  latency  p50 {:.3} ms   p90 {:.3} ms   p99 {:.3} ms",
+        r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99
+    );
+    println!("  throughput {:.1} samples/s", r.throughput_per_s);
+    if let Some(p) = r.peak_memory_bytes {
+        println!("  peak memory {}", profile::human_bytes(p));
+    }
+}
+
+fn optimize(model: &Path, output: &Path) -> Result<()> {
+    refuse_overwrite(model, output)?;
+    let mut g = pare::onnx::load(model)?;
+    let before = g.node_count();
+    pare::passes::optimize(&mut g)?;
+    pare::onnx::save(&g, output)?;
+    println!("{} nodes -> {} nodes, written to {}", before, g.node_count(), output.display());
+    Ok(())
+}
+
+/// Errors if `output` is the same file as `input`.
+fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
+        if a == b {
+            bail!("refusing to overwrite the input model {}", input.display());
+        }
+    }
+    Ok(())
+}
+
+fn demo(out_dir: &Path) -> Result<()> {
+    println!("pare demo: a trained MNIST CNN (embedded, 26 KB, ONNX opset 8)\n");
+    let g = pare::onnx::load_bytes(DEMO_MODEL).context("embedded demo model")?;
+    let stats = profile::model_stats(&g.with_batch(1)?)?;
+    print_io(&g);
+    print!("{}", profile::stats_table(&stats));
+
+    let mut opt = g.clone();
+    pare::passes::optimize(&mut opt)?;
+    println!("\noptimised: {} nodes -> {} nodes (bias folding, activation fusion)", g.node_count(), opt.node_count());
+
+    // Check the optimised graph against the unoptimised one on random inputs.
+    let x = profile::random_inputs(&g.with_batch(1)?, 7)?;
+    let plain = Runtime::new(g.clone(), RunOptions { threads: 1, optimize: false })?.run(x.clone())?;
+    let fast = Runtime::new(g.clone(), RunOptions::default())?.run(x)?;
+    let diff = max_abs_diff(&plain[0], &fast[0])?;
+    println!("optimised vs reference output: max |diff| = {diff:.2e}");
+
+    for batch in [1, 32] {
+        let r = profile::bench(&g, &BenchOptions { batch: Some(batch), threads: 0, warmup: 20, iters: 200, seed: 0 })?;
+        println!();
+        print_bench(&format!("bench batch {batch}"), &r);
+    }
+
+    std::fs::create_dir_all(out_dir)?;
+    let path = out_dir.join("mnist-conv.optimized.onnx");
+    pare::onnx::save(&opt, &path)?;
+    let back = pare::onnx::load(&path)?;
+    println!("\nexported {} ({} nodes), re-imported OK", path.display(), back.node_count());
+    Ok(())
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    let (a, b) = (a.f32s()?, b.f32s()?);
+    if a.len() != b.len() {
+        bail!("output sizes differ: {} vs {}", a.len(), b.len());
+    }
+    Ok(a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max))
+}
