@@ -230,6 +230,7 @@ fn conv_gemm(
     let tasks = bg * ntiles;
     let parallel_tasks = threads > 1 && tasks >= threads;
     let gemm_threads = if parallel_tasks { 1 } else { threads };
+    let split_rows = !parallel_tasks && threads > 1 && cog >= 32;
 
     let task = |t: usize| {
         let (b, g, ti) = (t / (groups * ntiles), (t / ntiles) % groups, t % ntiles);
@@ -238,28 +239,50 @@ fn conv_gemm(
         let xg = &x[(b * geom.c_in + g * g3.c) * in_plane..(b * geom.c_in + (g + 1) * g3.c) * in_plane];
         let wg = &weight[g * cog * kk..(g + 1) * cog * kk];
         let oc0 = b * geom.c_out + g * cog;
-        let mm = |col: *const f32, ld: usize| {
-            // SAFETY: `col` covers kk rows of ld (≥ np) floats; the output
-            // block rows oc0..oc0+cog, columns p0..p0+np is written by this
-            // task only.
+        // Output rows r0..r1 of this tile: GEMM, then bias + activation
+        // while the block is still in cache.
+        let rows = |col: SendPtr<f32>, ld: usize, r0: usize, r1: usize, threads: usize| {
+            // SAFETY: `col` covers kk rows of ld (≥ np) floats; output rows
+            // oc0+r0..oc0+r1, columns p0..p0+np are written by this call only.
             unsafe {
                 gemm_strided(
-                    cog,
+                    r1 - r0,
                     np,
                     kk,
                     1.0,
-                    wg.as_ptr(),
+                    wg.as_ptr().add(r0 * kk),
                     kk,
                     1,
-                    col,
+                    col.get(),
                     ld,
                     1,
                     0.0,
-                    outp.get().add(oc0 * p + p0),
+                    outp.get().add((oc0 + r0) * p + p0),
                     p,
                     1,
-                    gemm_threads,
+                    threads,
                 )
+            }
+            if bias.is_some() || !act.is_none() {
+                for r in r0..r1 {
+                    let bv = bias.map_or(0.0, |bb| bb[g * cog + r]);
+                    // SAFETY: this call's own output row segment.
+                    let row =
+                        unsafe { std::slice::from_raw_parts_mut(outp.get().add((oc0 + r) * p + p0), np) };
+                    bias_act(row, bv, act);
+                }
+            }
+        };
+        let mm = |col: *const f32, ld: usize| {
+            let col = SendPtr(col as *mut f32);
+            if split_rows {
+                // Few tiles: split the output channels across threads.
+                let chunk = cog.div_ceil(threads).next_multiple_of(16);
+                (0..cog.div_ceil(chunk))
+                    .into_par_iter()
+                    .for_each(|i| rows(col, ld, i * chunk, ((i + 1) * chunk).min(cog), 1));
+            } else {
+                rows(col, ld, 0, cog, gemm_threads);
             }
         };
         if direct {
@@ -269,14 +292,6 @@ fn conv_gemm(
                 im2col_tile(g3, xg, p0, np, col, np);
                 mm(col.as_ptr(), np);
             });
-        }
-        if bias.is_some() || !act.is_none() {
-            for r in 0..cog {
-                let bv = bias.map_or(0.0, |bb| bb[g * cog + r]);
-                // SAFETY: this task's own output row segment.
-                let row = unsafe { std::slice::from_raw_parts_mut(outp.get().add((oc0 + r) * p + p0), np) };
-                bias_act(row, bv, act);
-            }
         }
     };
     if parallel_tasks {

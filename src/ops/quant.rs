@@ -26,7 +26,10 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         if let (Some(c), Some(s)) = (x.shape[ax].known(), scale.shape[0].known())
             && c != s
         {
-            bail!("per-axis scale {scale} must have {c} elements (axis {axis} of input {})", fmt_shape(&x.shape));
+            bail!(
+                "per-axis scale {scale} must have {c} elements (axis {axis} of input {})",
+                fmt_shape(&x.shape)
+            );
         }
     }
     if let Some(z) = zp
@@ -77,14 +80,21 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
 fn layout(x: &Tensor, scale: &Tensor, axis: i64) -> Result<(usize, usize)> {
     let n = scale.len();
     if scale.rank() > 1 {
-        bail!("scale {} must be a scalar or 1-D (blocked quantization is not supported)", shape_str(scale.shape()));
+        bail!(
+            "scale {} must be a scalar or 1-D (blocked quantization is not supported)",
+            shape_str(scale.shape())
+        );
     }
     if n == 1 {
         return Ok((1, x.len()));
     }
     let ax = norm_axis(axis, x.rank())?;
     if x.shape()[ax] != n {
-        bail!("per-axis scale has {n} elements, axis {axis} of input {} has {}", shape_str(x.shape()), x.shape()[ax]);
+        bail!(
+            "per-axis scale has {n} elements, axis {axis} of input {} has {}",
+            shape_str(x.shape()),
+            x.shape()[ax]
+        );
     }
     Ok((n, numel(&x.shape()[ax + 1..])))
 }
@@ -92,7 +102,9 @@ fn layout(x: &Tensor, scale: &Tensor, axis: i64) -> Result<(usize, usize)> {
 /// Zero points as i64 (zeros when absent), checked against the scale's length.
 fn zero_points(zp: Option<&Tensor>, n: usize) -> Result<Vec<i64>> {
     let Some(z) = zp else { return Ok(vec![0; n]) };
-    let v = z.to_i64_vec().ok_or_else(|| anyhow::anyhow!("zero point must be an integer tensor, got {}", z.dtype()))?;
+    let v = z
+        .to_i64_vec()
+        .ok_or_else(|| anyhow::anyhow!("zero point must be an integer tensor, got {}", z.dtype()))?;
     if v.len() != n {
         bail!("zero point has {} elements, scale has {n}", v.len());
     }
@@ -168,4 +180,64 @@ fn dequantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, axis: i64) -> Res
     }
     let t = Tensor::from_vec(x.shape().to_vec(), out);
     Ok(vec![if scale.dtype() == DType::F32 { t } else { t.cast(scale.dtype()) }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(x: Vec<f32>, scale: Tensor, zp: Option<Tensor>, axis: i64, to: DType) -> Tensor {
+        let shape = vec![x.len()];
+        let op = Op::QuantizeLinear { axis, to };
+        let x = Tensor::from_vec(shape, x);
+        let facts: Vec<Option<Fact>> =
+            [Some(&x), Some(&scale), zp.as_ref()].iter().map(|t| t.map(|t| Fact::konst(t.clone()))).collect();
+        let f: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
+        let inferred = op.infer(&f).unwrap();
+        let out = op.eval(&[Some(&x), Some(&scale), zp.as_ref()]).unwrap().remove(0);
+        assert_eq!(inferred[0].dtype, out.dtype());
+        out
+    }
+
+    #[test]
+    fn quantize_rounds_half_to_even_and_saturates() {
+        let x = vec![0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49, 300.0, -300.0];
+        let y = q(x.clone(), Tensor::scalar(1.0f32), None, 1, DType::I8);
+        assert_eq!(y.as_slice::<i8>().unwrap(), &[0, 2, 2, 0, -2, -2, 0, 127, -128]);
+        let y = q(x.clone(), Tensor::scalar(1.0f32), Some(Tensor::scalar(128u8)), 1, DType::I8);
+        assert_eq!(y.as_slice::<u8>().unwrap(), &[128, 130, 130, 128, 126, 126, 128, 255, 0]);
+        // x / scale = 2.5 exactly -> 2; 3.5 -> 4; saturation happens after adding the zero point.
+        let y = q(vec![5.0, 7.0, 250.0], Tensor::scalar(2.0f32), Some(Tensor::scalar(10i8)), 1, DType::U8);
+        assert_eq!(y.as_slice::<i8>().unwrap(), &[12, 14, 127]);
+        let y = q(vec![-1.0, 70000.0], Tensor::scalar(1.0f32), Some(Tensor::scalar(0u16)), 1, DType::U8);
+        assert_eq!(y.as_slice::<u16>().unwrap(), &[0, 65535]);
+    }
+
+    #[test]
+    fn per_axis_quantize_and_dequantize() {
+        // x [2, 3] with per-channel (axis 1) scales.
+        let x = Tensor::from_vec(vec![2, 3], vec![1.0f32, 2.0, 3.0, -1.0, -2.0, -3.0]);
+        let scale = Tensor::from_vec(vec![3], vec![0.5f32, 1.0, 2.0]);
+        let zp = Tensor::from_vec(vec![3], vec![0i8, 1, -1]);
+        let y =
+            Op::QuantizeLinear { axis: 1, to: DType::U8 }.eval(&[Some(&x), Some(&scale), Some(&zp)]).unwrap();
+        assert_eq!(y[0].as_slice::<i8>().unwrap(), &[2, 3, 1, -2, -1, -3]);
+        let back = Op::DequantizeLinear { axis: -1 }.eval(&[Some(&y[0]), Some(&scale), Some(&zp)]).unwrap();
+        assert_eq!(back[0].f32s().unwrap(), &[1.0, 2.0, 4.0, -1.0, -2.0, -4.0]);
+        let xi = Tensor::from_vec(vec![2, 2], vec![100i32, -7, 3, 0]);
+        let s = Tensor::from_vec(vec![2], vec![0.5f32, 0.25]);
+        let d = Op::DequantizeLinear { axis: 0 }.eval(&[Some(&xi), Some(&s), None]).unwrap();
+        assert_eq!(d[0].f32s().unwrap(), &[50.0, -3.5, 0.75, 0.0]);
+        let bad = Tensor::from_vec(vec![4], vec![1.0f32; 4]);
+        let err =
+            Op::QuantizeLinear { axis: 1, to: DType::U8 }.eval(&[Some(&x), Some(&bad), None]).unwrap_err();
+        assert!(err.to_string().contains("4 elements"), "{err}");
+        let u = Tensor::from_vec(vec![3], vec![0u8, 128, 255]);
+        let d = Op::DequantizeLinear { axis: 1 }.eval(&[
+            Some(&u),
+            Some(&Tensor::scalar(0.5f32)),
+            Some(&Tensor::scalar(128u8)),
+        ]);
+        assert_eq!(d.unwrap()[0].f32s().unwrap(), &[-64.0, 0.0, 63.5]);
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::ir::Graph;
 use crate::runtime::{RunOptions, Runtime};
-use crate::tensor::{DType, Data, Tensor, numel};
+use crate::tensor::{DType, Data, Tensor};
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::StandardNormal;
@@ -70,7 +70,8 @@ pub fn random_inputs(g: &Graph, seed: u64) -> Result<Vec<Tensor>> {
             let Some(shape) = val.fact.concrete_shape() else {
                 bail!("input \"{}\" has unknown dims {}; give a batch size", val.name, val.fact)
             };
-            let n = numel(&shape);
+            let n = crate::tensor::checked_numel(&shape)
+                .map_err(|e| anyhow::anyhow!("input \"{}\": {e}", val.name))?;
             let normal = |rng: &mut StdRng| -> f32 { rng.sample(StandardNormal) };
             let data = match val.fact.dtype {
                 DType::F32 => Data::F32((0..n).map(|_| normal(&mut rng)).collect()),

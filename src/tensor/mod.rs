@@ -280,6 +280,19 @@ impl_elem!(i64, I64);
 impl_elem!(u64, U64);
 impl_elem!(bool, Bool);
 
+/// Largest tensor pare agrees to allocate, in elements (2^31: 8 GiB of float32).
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Number of elements of `shape`, or an error if it overflows or exceeds `MAX_ELEMENTS`;
+/// call before allocating a tensor whose shape comes from a file or from data.
+pub fn checked_numel(shape: &[usize]) -> anyhow::Result<usize> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match n {
+        Some(n) if n <= MAX_ELEMENTS => Ok(n),
+        _ => anyhow::bail!("tensor of shape {shape:?} is too large (limit {MAX_ELEMENTS} elements)"),
+    }
+}
+
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()

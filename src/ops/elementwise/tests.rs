@@ -289,7 +289,8 @@ fn comparisons_and_logic() {
 fn where_broadcasts_three_ways() {
     let mut rng = StdRng::seed_from_u64(3);
     for _ in 0..100 {
-        let osh = rand_shape(&mut rng, rng.random_range(0..=4), 4);
+        let rank = rng.random_range(0..=4);
+        let osh = rand_shape(&mut rng, rank, 4);
         let (csh, xsh, ysh) = (sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh));
         let n: usize = csh.iter().product();
         let c = Tensor::from_vec(csh.clone(), (0..n).map(|_| rng.random_bool(0.5)).collect::<Vec<_>>());

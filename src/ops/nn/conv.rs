@@ -1,6 +1,6 @@
 //! Conv and ConvTranspose: shape inference and evaluation through `pare-kernels`.
 
-use super::geom::{Window, conv_transpose_axis, per_axis, pads_attr};
+use super::geom::{Window, conv_transpose_axis, pads_attr, per_axis};
 use super::{check_float, f32_data, f32_tensor, kernel_act, shape_str};
 use crate::ir::{AutoPad, Conv, ConvTranspose, Dim, Fact, fmt_shape};
 use crate::ops::{fact_at, tensor_at};
@@ -32,7 +32,11 @@ fn kernel_of(attr: &[usize], w: &[Dim]) -> Result<Option<Vec<usize>>> {
         return Ok(from_w);
     }
     if attr.len() != w.len() - 2 {
-        bail!("kernel_shape {attr:?} does not match the {} spatial axes of weight {}", w.len() - 2, fmt_shape(w));
+        bail!(
+            "kernel_shape {attr:?} does not match the {} spatial axes of weight {}",
+            w.len() - 2,
+            fmt_shape(w)
+        );
     }
     if let Some(k) = &from_w
         && k != attr
@@ -44,9 +48,15 @@ fn kernel_of(attr: &[usize], w: &[Dim]) -> Result<Option<Vec<usize>>> {
 
 fn check_bias(b: Option<&Fact>, channels: &Dim, w: &[Dim]) -> Result<()> {
     let Some(b) = b else { return Ok(()) };
-    let ok = b.rank() == 1 && (b.shape[0] == *channels || b.shape[0].known().is_none() || channels.known().is_none());
+    let ok = b.rank() == 1
+        && (b.shape[0] == *channels || b.shape[0].known().is_none() || channels.known().is_none());
     if !ok {
-        bail!("bias {} must be 1-D with {} elements (output channels of weight {})", b, channels, fmt_shape(w));
+        bail!(
+            "bias {} must be 1-D with {} elements (output channels of weight {})",
+            b,
+            channels,
+            fmt_shape(w)
+        );
     }
     Ok(())
 }
@@ -139,7 +149,11 @@ pub(super) fn eval_conv(c: &Conv, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
 }
 
 /// Resolved ConvTranspose attributes for concrete sizes: (output spatial, pads begin).
-fn resolve_transpose(c: &ConvTranspose, input: &[usize], kernel: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
+fn resolve_transpose(
+    c: &ConvTranspose,
+    input: &[usize],
+    kernel: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>)> {
     let r = kernel.len();
     let s = per_axis(&c.strides, r, 1, "strides")?;
     let d = per_axis(&c.dilations, r, 1, "dilations")?;
@@ -208,7 +222,9 @@ pub(super) fn infer_conv_transpose(c: &ConvTranspose, inputs: &[Option<&Fact>]) 
     let mut shape = vec![x.shape[0].clone(), m];
     let input: Option<Vec<usize>> = x.shape[2..].iter().map(|d| d.known()).collect();
     match (kernel_of(&c.kernel, &w.shape)?, input) {
-        (Some(k), Some(input)) => shape.extend(resolve_transpose(c, &input, &k)?.0.into_iter().map(Dim::Known)),
+        (Some(k), Some(input)) => {
+            shape.extend(resolve_transpose(c, &input, &k)?.0.into_iter().map(Dim::Known))
+        }
         (Some(k), None) => {
             let s = per_axis(&c.strides, r, 1, "strides")?;
             let d = per_axis(&c.dilations, r, 1, "dilations")?;

@@ -88,8 +88,11 @@ impl Window {
                 let out = n.div_ceil(s);
                 let total = ((out.max(1) - 1) * s + ek).saturating_sub(n);
                 let small = total / 2;
-                let (pb, pe) =
-                    if self.auto_pad == AutoPad::SameUpper { (small, total - small) } else { (total - small, small) };
+                let (pb, pe) = if self.auto_pad == AutoPad::SameUpper {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
                 Ok((out, pb, pe))
             }
             AutoPad::Valid | AutoPad::NotSet => {

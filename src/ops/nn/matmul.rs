@@ -80,7 +80,10 @@ fn plan(a: &[usize], b: &[usize]) -> Result<Plan> {
         let ost = strides(&batch);
         (0..nb)
             .map(|i| {
-                (0..r).map(|d| if padded[d] == 1 { 0 } else { (i / ost[d]) % batch[d] * st[d] }).sum::<usize>() * mat
+                (0..r)
+                    .map(|d| if padded[d] == 1 { 0 } else { (i / ost[d]) % batch[d] * st[d] })
+                    .sum::<usize>()
+                    * mat
             })
             .collect()
     };
@@ -182,7 +185,9 @@ pub(super) fn eval_gemm(g: &Gemm, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
     }
     let (af, bf) = (f32_data(a)?, f32_data(b)?);
     if k > 0 && m * n > 0 {
-        pare_kernels::sgemm(m, n, k, g.alpha, &af, as_[1], g.trans_a, &bf, bs[1], g.trans_b, beta, &mut out, n);
+        pare_kernels::sgemm(
+            m, n, k, g.alpha, &af, as_[1], g.trans_a, &bf, bs[1], g.trans_b, beta, &mut out, n,
+        );
     }
     kernel_act(g.act).apply_slice(&mut out);
     Ok(vec![f32_tensor(vec![m, n], out, a.dtype())])

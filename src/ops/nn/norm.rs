@@ -49,7 +49,10 @@ pub(super) fn infer_batch_norm(b: &BatchNorm, inputs: &[Option<&Fact>]) -> Resul
 
 /// BatchNorm evaluation; reuses X's buffer when it is an unshared f32 tensor.
 pub(super) fn eval_batch_norm(b: &BatchNorm, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
-    let x = inputs.get_mut(0).and_then(|t| t.take()).ok_or_else(|| anyhow::anyhow!("required input 0 is missing"))?;
+    let x = inputs
+        .get_mut(0)
+        .and_then(|t| t.take())
+        .ok_or_else(|| anyhow::anyhow!("required input 0 is missing"))?;
     let (shape, dtype) = (x.shape().to_vec(), x.dtype());
     if shape.len() < 2 {
         bail!("input {} must have rank at least 2 (N, C, ...)", shape_str(&shape));
@@ -89,11 +92,15 @@ fn batch_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f32>, Vec<f32>) 
     let stat = |ch: usize| {
         let planes = (0..n).map(|b| &x[(b * c + ch) * s..(b * c + ch + 1) * s]);
         let mean = planes.clone().map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum::<f64>() / count;
-        let var = planes.map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / count;
+        let var =
+            planes.map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum::<f64>() / count;
         (mean as f32, var as f32)
     };
-    let stats: Vec<(f32, f32)> =
-        if x.len() >= PAR_MIN { (0..c).into_par_iter().map(stat).collect() } else { (0..c).map(stat).collect() };
+    let stats: Vec<(f32, f32)> = if x.len() >= PAR_MIN {
+        (0..c).into_par_iter().map(stat).collect()
+    } else {
+        (0..c).map(stat).collect()
+    };
     stats.into_iter().unzip()
 }
 
@@ -123,7 +130,11 @@ fn expand_param(p: &Tensor, norm_shape: &[usize], name: &str) -> Result<Vec<f32>
     let r = norm_shape.len();
     let ok = ps.len() <= r && ps.iter().rev().zip(norm_shape.iter().rev()).all(|(&a, &b)| a == 1 || a == b);
     if !ok {
-        bail!("{name} {} does not broadcast to the normalised shape {}", shape_str(ps), shape_str(norm_shape));
+        bail!(
+            "{name} {} does not broadcast to the normalised shape {}",
+            shape_str(ps),
+            shape_str(norm_shape)
+        );
     }
     let mut padded = vec![1; r - ps.len()];
     padded.extend_from_slice(ps);
@@ -131,7 +142,8 @@ fn expand_param(p: &Tensor, norm_shape: &[usize], name: &str) -> Result<Vec<f32>
     let nst = crate::tensor::strides(norm_shape);
     Ok((0..cols)
         .map(|j| {
-            let idx: usize = (0..r).map(|d| if padded[d] == 1 { 0 } else { (j / nst[d]) % norm_shape[d] * pst[d] }).sum();
+            let idx: usize =
+                (0..r).map(|d| if padded[d] == 1 { 0 } else { (j / nst[d]) % norm_shape[d] * pst[d] }).sum();
             pf[idx]
         })
         .collect())
@@ -144,7 +156,11 @@ pub(super) fn eval_layer_norm(l: &LayerNorm, inputs: &[Option<Tensor>]) -> Resul
     let axis = norm_axis(l.axis, shape.len())?;
     let (rows, cols) = (numel(&shape[..axis]), numel(&shape[axis..]));
     let scale = expand_param(tensor_at(inputs, 1)?, &shape[axis..], "scale")?;
-    let bias = inputs.get(2).and_then(|t| t.as_ref()).map(|b| expand_param(b, &shape[axis..], "bias")).transpose()?;
+    let bias = inputs
+        .get(2)
+        .and_then(|t| t.as_ref())
+        .map(|b| expand_param(b, &shape[axis..], "bias"))
+        .transpose()?;
     let mut y = f32_data(x)?.into_owned();
     let mut stats = vec![(0f32, 0f32); rows];
     let eps = l.epsilon;
@@ -154,14 +170,19 @@ pub(super) fn eval_layer_norm(l: &LayerNorm, inputs: &[Option<Tensor>]) -> Resul
         let var = r.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
         let inv = 1.0 / (var + eps).sqrt();
         match &bias {
-            Some(b) => r.iter_mut().zip(&scale).zip(b).for_each(|((v, &s), &b)| *v = (*v - mean) * inv * s + b),
+            Some(b) => {
+                r.iter_mut().zip(&scale).zip(b).for_each(|((v, &s), &b)| *v = (*v - mean) * inv * s + b)
+            }
             None => r.iter_mut().zip(&scale).for_each(|(v, &s)| *v = (*v - mean) * inv * s),
         }
         *st = (mean, inv);
     };
     if cols > 0 {
         if y.len() >= PAR_MIN && rows > 1 {
-            y.par_chunks_mut(cols).zip(stats.par_iter_mut()).with_min_len((PAR_MIN / 4 / cols).max(1)).for_each(row);
+            y.par_chunks_mut(cols)
+                .zip(stats.par_iter_mut())
+                .with_min_len((PAR_MIN / 4 / cols).max(1))
+                .for_each(row);
         } else {
             y.chunks_mut(cols).zip(stats.iter_mut()).for_each(row);
         }
@@ -173,11 +194,7 @@ pub(super) fn eval_layer_norm(l: &LayerNorm, inputs: &[Option<Tensor>]) -> Resul
         return Ok(vec![y]);
     }
     let (mean, inv): (Vec<f32>, Vec<f32>) = stats.into_iter().unzip();
-    Ok(vec![
-        y,
-        Tensor::from_vec(st_shape.clone(), mean),
-        Tensor::from_vec(st_shape, inv),
-    ])
+    Ok(vec![y, Tensor::from_vec(st_shape.clone(), mean), Tensor::from_vec(st_shape, inv)])
 }
 
 /// Softmax keeps the input's shape.
@@ -234,8 +251,16 @@ fn softmax_strided(block: &mut [f32], n: usize, inner: usize, log: bool) {
 }
 
 /// Softmax evaluation; `legacy` flattens to 2-D at `axis` (opset < 13).
-pub(super) fn eval_softmax(axis: i64, log: bool, legacy: bool, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
-    let x = inputs.get_mut(0).and_then(|t| t.take()).ok_or_else(|| anyhow::anyhow!("required input 0 is missing"))?;
+pub(super) fn eval_softmax(
+    axis: i64,
+    log: bool,
+    legacy: bool,
+    mut inputs: Vec<Option<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let x = inputs
+        .get_mut(0)
+        .and_then(|t| t.take())
+        .ok_or_else(|| anyhow::anyhow!("required input 0 is missing"))?;
     let (shape, dtype) = (x.shape().to_vec(), x.dtype());
     if !dtype.is_float() {
         bail!("Softmax needs a float input, got {dtype}");

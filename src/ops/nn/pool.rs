@@ -122,7 +122,9 @@ pub(super) fn eval_global(max: bool, inputs: &[Option<Tensor>]) -> Result<Vec<Te
             bail!("GlobalMaxPool over an empty spatial extent {}", shape_str(xs));
         }
         let f = |(i, o): (usize, &mut f32)| {
-            *o = xf[i * sp..(i + 1) * sp].iter().fold(f32::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
+            *o = xf[i * sp..(i + 1) * sp]
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
         };
         if bc * sp >= 1 << 16 {
             out.par_iter_mut().enumerate().with_min_len((1 << 14) / sp.max(1) + 1).for_each(f);

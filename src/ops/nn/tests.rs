@@ -1,6 +1,6 @@
 //! Tests for the neural-network ops against naive references.
 
-use crate::ir::{Act, AutoPad, BatchNorm, Conv, ConvTranspose, Dim, Fact, Gemm, LayerNorm, Op, Pool, known_shape};
+use crate::ir::{Act, AutoPad, Conv, ConvTranspose, Dim, Fact, Op, Pool, known_shape};
 use crate::tensor::{DType, Tensor, numel, strides};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -14,7 +14,8 @@ fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
 }
 
 fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
-    let facts: Vec<Option<Fact>> = ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
+    let facts: Vec<Option<Fact>> =
+        ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
     let frefs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
     let inferred = op.infer(&frefs).unwrap();
     let outs = op.eval_owned(ins).unwrap();
@@ -50,7 +51,11 @@ fn auto_pads(ap: AutoPad, n: usize, ek: usize, s: usize, pads: (usize, usize)) -
         _ => {
             let out = n.div_ceil(s);
             let total = ((out - 1) * s + ek).saturating_sub(n);
-            if ap == AutoPad::SameUpper { (total / 2, total - total / 2) } else { (total - total / 2, total / 2) }
+            if ap == AutoPad::SameUpper {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            }
         }
     }
 }
@@ -88,9 +93,19 @@ fn taps(o: &[usize], w: &Win, ins: &[usize], kpos: &[usize]) -> Option<Vec<usize
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_naive(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], b: Option<&[f32]>, g: usize, win: &Win) -> (Vec<f32>, Vec<usize>) {
+fn conv_naive(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    b: Option<&[f32]>,
+    g: usize,
+    win: &Win,
+) -> (Vec<f32>, Vec<usize>) {
     let r = xs.len() - 2;
-    let outs: Vec<usize> = (0..r).map(|a| out_size(xs[2 + a], win.k[a], win.s[a], win.d[a], win.pb[a], win.pe[a], false)).collect();
+    let outs: Vec<usize> = (0..r)
+        .map(|a| out_size(xs[2 + a], win.k[a], win.s[a], win.d[a], win.pb[a], win.pe[a], false))
+        .collect();
     let (n, m, cg) = (xs[0], ws[0], ws[1]);
     let mg = m / g;
     let mut shape = vec![n, m];
@@ -127,7 +142,13 @@ pub(super) fn apply_act(a: Act, v: f32) -> f32 {
         Act::None => v,
         Act::Relu => v.max(0.0),
         Act::Clip { min, max } => v.clamp(min, max),
-        Act::LeakyRelu(al) => if v < 0.0 { al * v } else { v },
+        Act::LeakyRelu(al) => {
+            if v < 0.0 {
+                al * v
+            } else {
+                v
+            }
+        }
         Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
         Act::HardSigmoid { alpha, beta } => (alpha * v + beta).clamp(0.0, 1.0),
         Act::HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
@@ -156,14 +177,16 @@ fn conv_matches_naive_reference() {
         let s: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
         let d: Vec<usize> = (0..r).map(|_| rng.random_range(1..3)).collect();
         let pads: Vec<usize> = (0..2 * r).map(|_| rng.random_range(0..3)).collect();
-        let ap = [AutoPad::NotSet, AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid][rng.random_range(0..5)];
+        let ap = [AutoPad::NotSet, AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid]
+            [rng.random_range(0..5)];
         let ins: Vec<usize> = (0..r).map(|a| (k[a] - 1) * d[a] + 1 + rng.random_range(0..5)).collect();
         let act = ACTS[rng.random_range(0..ACTS.len())];
         let mut xs = vec![n, cg * g];
         xs.extend(&ins);
         let mut ws = vec![mg * g, cg];
         ws.extend(&k);
-        let (x, w, b) = (rand_vec(&mut rng, numel(&xs)), rand_vec(&mut rng, numel(&ws)), rand_vec(&mut rng, mg * g));
+        let (x, w, b) =
+            (rand_vec(&mut rng, numel(&xs)), rand_vec(&mut rng, numel(&ws)), rand_vec(&mut rng, mg * g));
         let with_bias = rng.random_bool(0.7);
         let mut win = Win { k: k.clone(), s: s.clone(), d: d.clone(), pb: vec![], pe: vec![] };
         for a in 0..r {
@@ -188,7 +211,15 @@ fn conv_infer_symbolic_and_errors() {
     let x = Fact::new(DType::F32, vec![n.clone(), Dim::Known(3), Dim::Known(32), Dim::Sym("W".into())]);
     let w = Fact::konst(Tensor::zeros(DType::F32, vec![8, 3, 3, 3]));
     let conv = |pads: Vec<usize>, strides: Vec<usize>, auto_pad| {
-        Op::Conv(Conv { kernel: vec![], strides, dilations: vec![], pads, auto_pad, group: 1, act: Act::None })
+        Op::Conv(Conv {
+            kernel: vec![],
+            strides,
+            dilations: vec![],
+            pads,
+            auto_pad,
+            group: 1,
+            act: Act::None,
+        })
     };
     let out = conv(vec![1, 1, 1, 1], vec![], AutoPad::NotSet).infer(&[Some(&x), Some(&w)]).unwrap();
     assert_eq!(out[0].shape, vec![n.clone(), Dim::Known(8), Dim::Known(32), Dim::Sym("W".into())]);
@@ -199,7 +230,8 @@ fn conv_infer_symbolic_and_errors() {
     let err = conv(vec![], vec![], AutoPad::NotSet).infer(&[Some(&bad), Some(&w64)]).unwrap_err().to_string();
     assert_eq!(err, "weight [64,32,3,3] needs 32 input channels (x group 1), got 48 in input [1,48,56,56]");
     let tiny = Tensor::zeros(DType::F32, vec![1, 3, 2, 2]);
-    let err = conv(vec![], vec![], AutoPad::NotSet).eval(&[Some(&tiny), w.konst.as_ref()]).unwrap_err().to_string();
+    let err =
+        conv(vec![], vec![], AutoPad::NotSet).eval(&[Some(&tiny), w.konst.as_ref()]).unwrap_err().to_string();
     assert!(err.contains("does not fit"), "{err}");
 }
 
@@ -256,11 +288,18 @@ fn conv_transpose_matches_naive_reference() {
         let d: Vec<usize> = (0..r).map(|_| rng.random_range(1..3)).collect();
         let ins: Vec<usize> = (0..r).map(|_| rng.random_range(1..5)).collect();
         let op_pad: Vec<usize> = (0..r).map(|a| rng.random_range(0..s[a])).collect();
-        let full: Vec<usize> = (0..r).map(|a| s[a] * (ins[a] - 1) + op_pad[a] + (k[a] - 1) * d[a] + 1).collect();
-        let pads: Vec<usize> = (0..2 * r).map(|i| rng.random_range(0..=((full[i % r] - 1) / 2).min(2))).collect();
+        let full: Vec<usize> =
+            (0..r).map(|a| s[a] * (ins[a] - 1) + op_pad[a] + (k[a] - 1) * d[a] + 1).collect();
+        let pads: Vec<usize> =
+            (0..2 * r).map(|i| rng.random_range(0..=((full[i % r] - 1) / 2).min(2))).collect();
         let mode = rng.random_range(0..3);
         let (outs, pb, output_shape, ap): (Vec<usize>, Vec<usize>, Vec<usize>, AutoPad) = match mode {
-            0 => ((0..r).map(|a| full[a] - pads[a] - pads[r + a]).collect(), pads[..r].to_vec(), vec![], AutoPad::NotSet),
+            0 => (
+                (0..r).map(|a| full[a] - pads[a] - pads[r + a]).collect(),
+                pads[..r].to_vec(),
+                vec![],
+                AutoPad::NotSet,
+            ),
             1 => {
                 let outs: Vec<usize> = (0..r).map(|a| ins[a] * s[a]).collect();
                 let pb = (0..r).map(|a| (full[a] as i64 - outs[a] as i64).max(0) as usize / 2).collect();
@@ -279,7 +318,8 @@ fn conv_transpose_matches_naive_reference() {
         xs.extend(&ins);
         let mut ws = vec![cg * g, mg];
         ws.extend(&k);
-        let (x, w, b) = (rand_vec(&mut rng, numel(&xs)), rand_vec(&mut rng, numel(&ws)), rand_vec(&mut rng, mg * g));
+        let (x, w, b) =
+            (rand_vec(&mut rng, numel(&xs)), rand_vec(&mut rng, numel(&ws)), rand_vec(&mut rng, mg * g));
         let win = Win { k: k.clone(), s: s.clone(), d: d.clone(), pb, pe: vec![] };
         let mut want = conv_transpose_naive(&x, &xs, &w, &ws, g, &win, &outs);
         let plane = numel(&outs);
@@ -300,9 +340,17 @@ fn conv_transpose_matches_naive_reference() {
 }
 
 /// (max or average, argmax) of each window; `include_pad` counts taps inside the padded extent.
-fn pool_naive(x: &[f32], xs: &[usize], win: &Win, ceil: bool, include_pad: bool) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<usize>) {
+fn pool_naive(
+    x: &[f32],
+    xs: &[usize],
+    win: &Win,
+    ceil: bool,
+    include_pad: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<i64>, Vec<usize>) {
     let r = xs.len() - 2;
-    let outs: Vec<usize> = (0..r).map(|a| out_size(xs[2 + a], win.k[a], win.s[a], win.d[a], win.pb[a], win.pe[a], ceil)).collect();
+    let outs: Vec<usize> = (0..r)
+        .map(|a| out_size(xs[2 + a], win.k[a], win.s[a], win.d[a], win.pb[a], win.pe[a], ceil))
+        .collect();
     let mut shape = xs[..2].to_vec();
     shape.extend(&outs);
     let sp = numel(&xs[2..]);
@@ -315,7 +363,8 @@ fn pool_naive(x: &[f32], xs: &[usize], win: &Win, ceil: bool, include_pad: bool)
         let (mut best, mut besti, mut sum, mut cnt, mut padded) = (f32::NEG_INFINITY, -1i64, 0f32, 0, 0);
         for kp in 0..numel(&win.k) {
             let kpos = unravel(kp, &win.k);
-            let inside_pad = (0..r).all(|a| idx[2 + a] * win.s[a] + kpos[a] * win.d[a] < xs[2 + a] + win.pb[a] + win.pe[a]);
+            let inside_pad = (0..r)
+                .all(|a| idx[2 + a] * win.s[a] + kpos[a] * win.d[a] < xs[2 + a] + win.pb[a] + win.pe[a]);
             padded += inside_pad as usize;
             if let Some(p) = taps(&idx[2..], win, &xs[2..], &kpos) {
                 let off = base + p.iter().zip(&xst).map(|(a, b)| a * b).sum::<usize>();
@@ -344,7 +393,8 @@ fn pools_match_naive_reference() {
         let s: Vec<usize> = (0..r).map(|_| rng.random_range(1..4)).collect();
         let d: Vec<usize> = (0..r).map(|_| rng.random_range(1..3)).collect();
         let pads: Vec<usize> = (0..2 * r).map(|i| rng.random_range(0..k[i % r])).collect();
-        let ap = [AutoPad::NotSet, AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid][rng.random_range(0..5)];
+        let ap = [AutoPad::NotSet, AutoPad::NotSet, AutoPad::SameUpper, AutoPad::SameLower, AutoPad::Valid]
+            [rng.random_range(0..5)];
         let ceil = ap == AutoPad::NotSet && rng.random_bool(0.5);
         let include_pad = rng.random_bool(0.5);
         let ins: Vec<usize> = (0..r).map(|a| (k[a] - 1) * d[a] + 1 + rng.random_range(0..5)).collect();

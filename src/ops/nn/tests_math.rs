@@ -15,7 +15,8 @@ fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
 }
 
 fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
-    let facts: Vec<Option<Fact>> = ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
+    let facts: Vec<Option<Fact>> =
+        ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
     let frefs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
     let inferred = op.infer(&frefs).unwrap();
     let outs = op.eval_owned(ins).unwrap();
@@ -120,11 +121,13 @@ fn gemm_matches_naive_reference() {
         let (m, k, n) = (rng.random_range(1..9), rng.random_range(1..9), rng.random_range(1..9));
         let (ta, tb) = (rng.random_bool(0.5), rng.random_bool(0.5));
         let (alpha, beta) = (rng.random_range(-2.0f32..2.0), [0.0, 1.0, 0.5][case % 3]);
-        let csh: Vec<usize> = [vec![], vec![n], vec![1, n], vec![m, 1], vec![m, n], vec![1]][case % 6].clone();
+        let csh: Vec<usize> =
+            [vec![], vec![n], vec![1, n], vec![m, 1], vec![m, n], vec![1]][case % 6].clone();
         let act = [Act::None, Act::Relu, Act::HardSwish, Act::Clip { min: 0.0, max: 0.5 }][case % 4];
         let ash = if ta { vec![k, m] } else { vec![m, k] };
         let bsh = if tb { vec![n, k] } else { vec![k, n] };
-        let (a, b, c) = (rand_vec(&mut rng, m * k), rand_vec(&mut rng, k * n), rand_vec(&mut rng, numel(&csh)));
+        let (a, b, c) =
+            (rand_vec(&mut rng, m * k), rand_vec(&mut rng, k * n), rand_vec(&mut rng, numel(&csh)));
         let cp = [vec![1; 2 - csh.len()], csh.clone()].concat();
         let mut want = vec![0f32; m * n];
         for i in 0..m {
@@ -153,12 +156,14 @@ fn batch_norm_inference_and_training() {
     let eps = 1e-5;
     let op = Op::BatchNorm(BatchNorm { epsilon: eps, momentum: 0.9, training: false });
     let outs = run(&op, vec![Some(x.clone()), p(2.0), p(0.5), p(1.0), p(4.0)]);
-    let want: Vec<f32> = [1., 2., 3., 4.].iter().map(|v| (v - 1.0) / (4.0f32 + eps).sqrt() * 2.0 + 0.5).collect();
+    let want: Vec<f32> =
+        [1., 2., 3., 4.].iter().map(|v| (v - 1.0) / (4.0f32 + eps).sqrt() * 2.0 + 0.5).collect();
     assert_close(outs[0].f32s().unwrap(), &want, 1e-6, "bn inference");
     // Batch statistics by hand: mean 2.5, biased variance 1.25.
     let op = Op::BatchNorm(BatchNorm { epsilon: eps, momentum: 0.9, training: true });
     let outs = run(&op, vec![Some(x), p(2.0), p(0.5), p(0.0), p(1.0)]);
-    let want: Vec<f32> = [1., 2., 3., 4.].iter().map(|v| (v - 2.5) / (1.25f32 + eps).sqrt() * 2.0 + 0.5).collect();
+    let want: Vec<f32> =
+        [1., 2., 3., 4.].iter().map(|v| (v - 2.5) / (1.25f32 + eps).sqrt() * 2.0 + 0.5).collect();
     assert_close(outs[0].f32s().unwrap(), &want, 1e-6, "bn training y");
     assert_close(outs[1].f32s().unwrap(), &[0.25], 1e-6, "running mean");
     assert_close(outs[2].f32s().unwrap(), &[0.9 + 0.1 * 1.25], 1e-6, "running var");
@@ -166,11 +171,15 @@ fn batch_norm_inference_and_training() {
     let mut rng = StdRng::seed_from_u64(6);
     let (n, c, s) = (3, 4, 50);
     let xv = rand_vec(&mut rng, n * c * s);
-    let ps: Vec<Vec<f32>> = (0..4).map(|i| rand_vec(&mut rng, c).iter().map(|v| if i == 3 { v.abs() + 0.1 } else { *v }).collect()).collect();
+    let ps: Vec<Vec<f32>> = (0..4)
+        .map(|i| rand_vec(&mut rng, c).iter().map(|v| if i == 3 { v.abs() + 0.1 } else { *v }).collect())
+        .collect();
     let pin = |i: usize| Some(t(&[c], ps[i].clone()));
     let outs = run(&op, vec![Some(t(&[n, c, 5, 10], xv.clone())), pin(0), pin(1), pin(2), pin(3)]);
     for ch in 0..c {
-        let vals: Vec<f64> = (0..n).flat_map(|b| xv[(b * c + ch) * s..(b * c + ch + 1) * s].iter().map(|&v| v as f64)).collect();
+        let vals: Vec<f64> = (0..n)
+            .flat_map(|b| xv[(b * c + ch) * s..(b * c + ch + 1) * s].iter().map(|&v| v as f64))
+            .collect();
         let mean = vals.iter().sum::<f64>() / vals.len() as f64;
         let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
         let y = outs[0].f32s().unwrap();
@@ -194,7 +203,14 @@ fn layer_norm_matches_reference() {
         let (rows, cols) = (numel(&shape[..ax]), numel(&shape[ax..]));
         let (sc, b) = (rand_vec(&mut rng, cols), rand_vec(&mut rng, cols));
         let op = Op::LayerNorm(LayerNorm { axis, epsilon: 1e-3, stats: true });
-        let outs = run(&op, vec![Some(t(&shape, x.clone())), Some(t(&shape[ax..], sc.clone())), Some(t(&shape[ax..], b.clone()))]);
+        let outs = run(
+            &op,
+            vec![
+                Some(t(&shape, x.clone())),
+                Some(t(&shape[ax..], sc.clone())),
+                Some(t(&shape[ax..], b.clone())),
+            ],
+        );
         let mut want = vec![0f32; x.len()];
         for r in 0..rows {
             let row = &x[r * cols..(r + 1) * cols];
@@ -261,9 +277,21 @@ fn node_suite_cases() {
     let root = std::path::Path::new("/tmp/nodetests/node");
     let Ok(dir) = std::fs::read_dir(root) else { return };
     let prefixes = [
-        "test_conv", "test_basic_conv", "test_convtranspose", "test_maxpool", "test_averagepool", "test_globalaverage",
-        "test_globalmax", "test_softmax", "test_logsoftmax", "test_layer_normalization", "test_batchnorm", "test_gemm",
-        "test_matmul_", "test_quantizelinear", "test_dequantizelinear",
+        "test_conv",
+        "test_basic_conv",
+        "test_convtranspose",
+        "test_maxpool",
+        "test_averagepool",
+        "test_globalaverage",
+        "test_globalmax",
+        "test_softmax",
+        "test_logsoftmax",
+        "test_layer_normalization",
+        "test_batchnorm",
+        "test_gemm",
+        "test_matmul_",
+        "test_quantizelinear",
+        "test_dequantizelinear",
     ];
     let mut names: Vec<String> = dir
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))

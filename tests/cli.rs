@@ -1,0 +1,228 @@
+//! The `pare` binary end to end: commands work, and bad input gives a clear error with exit code 2.
+
+use pare::ir::{Dim, Graph, Op, Unary, known_shape};
+use pare::onnx::proto;
+use pare::tensor::{DType, Tensor, read_npy, write_npy};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/mnist-conv.onnx");
+
+fn pare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pare")).args(args).output().expect("run pare")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pare-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts exit code 2, no panic, and that stderr contains every needle.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn inspect_json_has_the_documented_keys() {
+    let out = pare(&["inspect", MNIST, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in ["params", "macs", "weight_bytes", "activation_bytes", "layers"] {
+        assert!(v.get(k).is_some(), "missing key {k}");
+    }
+    // LeNet-like MNIST CNN: 5,936 weights + biases; conv1 8x1x5x5 on 28x28 = 156,800 MACs.
+    assert_eq!(v["params"], 5936 + 34);
+    assert_eq!(v["layers"][0]["macs"], 156_800);
+}
+
+#[test]
+fn bench_json_has_the_documented_keys() {
+    let out = pare(&["bench", MNIST, "--iters", "5", "--warmup", "1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in ["p50", "p90", "p99"] {
+        assert!(v["latency_ms"][k].as_f64().unwrap() > 0.0);
+    }
+    assert!(v["throughput_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_memory_bytes"].as_u64().unwrap() > 0);
+}
+
+/// A model `y = relu(x)` with a symbolic batch and an output name that needs sanitising.
+fn relu_model(dir: &Path) -> PathBuf {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]);
+    let y = g.add_node("out/0:y", Op::Unary(Unary::Relu), vec![Some(x)]).unwrap()[0];
+    g.outputs = vec![y];
+    let p = dir.join("relu.onnx");
+    pare::onnx::save(&g, &p).unwrap();
+    p
+}
+
+#[test]
+fn run_writes_sanitised_outputs_and_propagates_nan() {
+    let d = tmpdir("run");
+    let model = relu_model(&d);
+    let x = d.join("x.npy");
+    write_npy(&x, &Tensor::from_vec(vec![2, 4], vec![-1f32, 2., f32::NAN, 0., 5., -3., 1., f32::NAN])).unwrap();
+    let outdir = d.join("o");
+    let out = pare(&["run", s(&model), "--input", &format!("x={}", s(&x)), "--output-dir", s(&outdir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let y = read_npy(&outdir.join("out_0_y.npy")).unwrap();
+    let v = y.f32s().unwrap();
+    assert_eq!(y.shape(), &[2, 4]);
+    assert_eq!(&v[..2], &[0., 2.]);
+    assert!(v[2].is_nan() && v[7].is_nan());
+    // zero-size batch runs and gives an empty output
+    write_npy(&x, &Tensor::from_vec(vec![0, 4], Vec::<f32>::new())).unwrap();
+    let out = pare(&["run", s(&model), "--input", &format!("x={}", s(&x)), "--output-dir", s(&outdir)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(read_npy(&outdir.join("out_0_y.npy")).unwrap().shape(), &[0, 4]);
+}
+
+#[test]
+fn truncated_and_garbage_files() {
+    let d = tmpdir("trunc");
+    let bytes = std::fs::read(MNIST).unwrap();
+    let t = d.join("truncated.onnx");
+    std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(&pare(&["inspect", s(&t)]), &["truncated.onnx"]);
+    let g = d.join("garbage.onnx");
+    std::fs::write(&g, b"this is not a model at all").unwrap();
+    fails_with(&pare(&["run", s(&g)]), &["garbage.onnx"]);
+    fails_with(&pare(&["bench", s(&d.join("missing.onnx"))]), &["missing.onnx"]);
+}
+
+#[test]
+fn wrong_input_shape_dtype_and_name() {
+    let d = tmpdir("inputs");
+    let x = d.join("x.npy");
+    write_npy(&x, &Tensor::zeros(DType::F32, vec![1, 1, 27, 28])).unwrap();
+    let arg = format!("Input3={}", s(&x));
+    fails_with(&pare(&["run", MNIST, "--input", &arg]), &["Input3", "[1,1,28,28]", "27"]);
+    write_npy(&x, &Tensor::zeros(DType::F64, vec![1, 1, 28, 28])).unwrap();
+    fails_with(&pare(&["run", MNIST, "--input", &arg]), &["Input3", "float64"]);
+    let arg = format!("Nope={}", s(&x));
+    fails_with(&pare(&["run", MNIST, "--input", &arg]), &["Nope", "Input3"]);
+}
+
+fn node(op: &str, ins: &[&str], outs: &[&str]) -> proto::NodeProto {
+    proto::NodeProto {
+        op_type: Some(op.into()),
+        name: Some(format!("{op}_node")),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: outs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[i64]) -> proto::ValueInfoProto {
+    use proto::tensor_shape_proto::{Dimension, dimension::Value};
+    let shape = proto::TensorShapeProto {
+        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() }).collect(),
+    };
+    let tt = proto::type_proto::Tensor { elem_type: Some(1), shape: Some(shape) };
+    proto::ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(proto::TypeProto { value: Some(proto::type_proto::Value::TensorType(tt)), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn write_model(path: &Path, nodes: Vec<proto::NodeProto>, inits: Vec<proto::TensorProto>, input: &[i64]) {
+    let graph = proto::GraphProto {
+        name: Some("g".into()),
+        node: nodes,
+        initializer: inits,
+        input: vec![value_info("x", input)],
+        output: vec![value_info("y", &[])],
+        ..Default::default()
+    };
+    let model = proto::ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![proto::OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn unsupported_ops_are_all_named() {
+    let d = tmpdir("unsupported");
+    let p = d.join("weird.onnx");
+    let nodes = vec![node("FooBar", &["x"], &["a"]), node("Relu", &["a"], &["b"]), node("BazQux", &["b"], &["y"])];
+    write_model(&p, nodes, vec![], &[1, 4]);
+    fails_with(&pare(&["inspect", s(&p)]), &["weird.onnx", "FooBar", "BazQux"]);
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_allocating() {
+    let d = tmpdir("absurd");
+    // an initializer that claims 2^40 x 2^40 elements with no data
+    let p = d.join("huge-init.onnx");
+    let w = proto::TensorProto {
+        name: Some("w".into()),
+        data_type: Some(1),
+        dims: vec![1 << 40, 1 << 40],
+        ..Default::default()
+    };
+    write_model(&p, vec![node("Add", &["x", "w"], &["y"])], vec![w], &[1, 4]);
+    fails_with(&pare(&["inspect", s(&p)]), &["huge-init.onnx"]);
+    // an input that declares 10^12 elements: running with random inputs must refuse
+    let p = d.join("huge-input.onnx");
+    write_model(&p, vec![node("Relu", &["x"], &["y"])], vec![], &[1_000_000, 1_000_000]);
+    fails_with(&pare(&["run", s(&p), "--output-dir", s(&d.join("o"))]), &["x"]);
+    // ConstantOfShape asked at run time for a huge tensor
+    let p = d.join("huge-cos.onnx");
+    let mut shape_in = value_info("x", &[2]);
+    if let Some(proto::type_proto::Value::TensorType(t)) = shape_in.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.elem_type = Some(7); // int64
+    }
+    let graph = proto::GraphProto {
+        name: Some("g".into()),
+        node: vec![node("ConstantOfShape", &["x"], &["y"])],
+        input: vec![shape_in],
+        output: vec![value_info("y", &[])],
+        ..Default::default()
+    };
+    let model = proto::ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![proto::OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    std::fs::write(&p, model.encode_to_vec()).unwrap();
+    let x = d.join("shape.npy");
+    write_npy(&x, &Tensor::from_vec(vec![2], vec![1i64 << 30, 1i64 << 30])).unwrap();
+    fails_with(
+        &pare(&["run", s(&p), "--input", &format!("x={}", s(&x)), "--output-dir", s(&d.join("o"))]),
+        &["ConstantOfShape"],
+    );
+}
+
+#[test]
+fn optimize_refuses_to_overwrite_its_input_and_writes_a_loadable_model() {
+    let d = tmpdir("optimize");
+    let m = d.join("m.onnx");
+    std::fs::copy(MNIST, &m).unwrap();
+    fails_with(&pare(&["optimize", s(&m), "-o", s(&m)]), &["refusing to overwrite"]);
+    assert_eq!(std::fs::read(&m).unwrap(), std::fs::read(MNIST).unwrap());
+    let o = d.join("opt.onnx");
+    let out = pare(&["optimize", s(&m), "-o", s(&o)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let g = pare::onnx::load(&o).unwrap();
+    assert!(g.node_count() < 11, "optimised graph has {} nodes", g.node_count());
+    assert_eq!(g.fact(g.outputs[0]).shape, known_shape(&[1, 10]));
+}
