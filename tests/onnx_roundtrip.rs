@@ -280,7 +280,9 @@ fn only_node(g: &Graph) -> (Op, Vec<Option<Vec<f64>>>) {
 #[test]
 fn legacy_opsets_normalise_and_export() {
     let dir = tmp_dir("legacy");
-    let f = |v: &[f64]| Some(v.to_vec());
+    fn f(v: &[f64]) -> Option<Vec<f64>> {
+        Some(v.to_vec())
+    }
     type Check = fn(&Graph);
     let cases: Vec<(&str, proto::ModelProto, Check)> = vec![
         (

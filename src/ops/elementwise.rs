@@ -6,10 +6,14 @@ mod bcast;
 mod binary;
 pub mod math;
 #[cfg(test)]
+mod node_check;
+#[cfg(test)]
 mod tests;
 mod unary;
 
-use crate::ir::{Binary, Dim, Fact, Op, Shape, Variadic, broadcast_concrete, broadcast_shapes, fmt_shape, known_shape};
+use crate::ir::{
+    Binary, Dim, Fact, Op, Shape, Variadic, broadcast_concrete, broadcast_shapes, fmt_shape, known_shape,
+};
 use crate::ops::{fact_at, tensor_at};
 use crate::tensor::{DType, Elem, Tensor};
 use anyhow::{Result, anyhow, bail};
@@ -28,7 +32,10 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         }
         Op::Variadic(v) => {
             let xs: Vec<&Fact> = inputs.iter().flatten().copied().collect();
-            Fact::new(variadic_dtype(*v, &xs.iter().map(|f| f.dtype).collect::<Vec<_>>())?, broadcast_facts(&xs)?)
+            Fact::new(
+                variadic_dtype(*v, &xs.iter().map(|f| f.dtype).collect::<Vec<_>>())?,
+                broadcast_facts(&xs)?,
+            )
         }
         Op::Clip => {
             let x = fact_at(inputs, 0)?;
@@ -70,7 +77,9 @@ fn out_dtype(op: &Op, inputs: &[Option<Tensor>]) -> Result<DType> {
     match op {
         Op::Unary(u) => unary::out_dtype(*u, dt(0)?),
         Op::Binary(b) => binary::out_dtype(*b, dt(0)?, dt(1)?),
-        Op::Variadic(v) => variadic_dtype(*v, &inputs.iter().flatten().map(|t| t.dtype()).collect::<Vec<_>>()),
+        Op::Variadic(v) => {
+            variadic_dtype(*v, &inputs.iter().flatten().map(|t| t.dtype()).collect::<Vec<_>>())
+        }
         Op::Clip => {
             let bounds: Vec<DType> = inputs.iter().skip(1).flatten().map(|t| t.dtype()).collect();
             clip_check(dt(0)?, &bounds)?;
@@ -94,7 +103,8 @@ fn eval_math(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Tensor> {
         Op::Variadic(v) => eval_variadic(*v, inputs.into_iter().flatten().collect()),
         Op::Clip => {
             let x = take(0)?;
-            let (lo, hi) = (inputs.get_mut(1).and_then(Option::take), inputs.get_mut(2).and_then(Option::take));
+            let (lo, hi) =
+                (inputs.get_mut(1).and_then(Option::take), inputs.get_mut(2).and_then(Option::take));
             eval_clip(x, lo.as_ref(), hi.as_ref())
         }
         _ => bail!("{} is not an element-wise op", op.onnx_name()),
@@ -134,7 +144,8 @@ fn variadic_dtype(v: Variadic, dts: &[DType]) -> Result<DType> {
 fn eval_variadic(v: Variadic, xs: Vec<Tensor>) -> Result<Tensor> {
     let n = xs.len();
     let mut it = xs.into_iter();
-    let mut acc = it.next().ok_or_else(|| anyhow!("{} needs at least one input", Op::Variadic(v).onnx_name()))?;
+    let mut acc =
+        it.next().ok_or_else(|| anyhow!("{} needs at least one input", Op::Variadic(v).onnx_name()))?;
     for x in it {
         let osh = broadcast_tensors(&[&acc, &x])?;
         acc = match v {
@@ -169,7 +180,11 @@ fn eval_clip(x: Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>) -> Result<Tens
             s => bail!("Clip {what} must hold one value, got shape {:?} ({} values)", t.shape(), s.len()),
         }
     }
-    fn clip<T: Elem + Default + PartialOrd>(x: Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>) -> Result<Tensor> {
+    fn clip<T: Elem + Default + PartialOrd>(
+        x: Tensor,
+        lo: Option<&Tensor>,
+        hi: Option<&Tensor>,
+    ) -> Result<Tensor> {
         match (scalar::<T>(lo, "min")?, scalar::<T>(hi, "max")?) {
             (Some(l), Some(h)) => unary_same::<T>(x, move |v| {
                 let v = if v < l { l } else { v };
@@ -211,7 +226,8 @@ fn eval_where(inputs: &[Option<Tensor>]) -> Result<Tensor> {
     let osh = broadcast_tensors(&[c, x, y])?;
     fn sel<T: Elem + Default>(c: &Tensor, x: &Tensor, y: &Tensor, osh: &[usize]) -> Result<Tensor> {
         let (cs, xs, ys) = (slice_of::<bool>(c)?, slice_of::<T>(x)?, slice_of::<T>(y)?);
-        let out = zip3((cs, c.shape()), (xs, x.shape()), (ys, y.shape()), osh, |c, a, b| if c { a } else { b });
+        let out =
+            zip3((cs, c.shape()), (xs, x.shape()), (ys, y.shape()), osh, |c, a, b| if c { a } else { b });
         Ok(Tensor::from_vec(osh.to_vec(), out))
     }
     match x.dtype() {

@@ -240,4 +240,45 @@ mod tests {
         ]);
         assert_eq!(d.unwrap()[0].f32s().unwrap(), &[-64.0, 0.0, 63.5]);
     }
+
+    /// Cases from the ONNX node suite (opset 28 files, which the importer does not read).
+    #[test]
+    fn node_suite_quant_cases() {
+        let x = Tensor::from_vec(vec![6], vec![0.0f32, 2.0, 3.0, 1000.0, -254.0, -1000.0]);
+        let y = Op::QuantizeLinear { axis: 1, to: DType::U8 }
+            .eval(&[Some(&x), Some(&Tensor::scalar(2.0f32)), Some(&Tensor::scalar(128u8))])
+            .unwrap();
+        assert_eq!(y[0].as_slice::<u8>().unwrap(), &[128, 129, 130, 255, 1, 0]);
+        let xa: Vec<f32> = vec![
+            -162.0, 10.0, -100.0, 232.0, -20.0, -50.0, -76.0, 0.0, 0.0, 252.0, 32.0, -44.0, 245.0, -485.0,
+            -960.0, -270.0, -375.0, -470.0,
+        ];
+        let qa: Vec<u8> = vec![3, 89, 34, 200, 74, 59, 5, 24, 24, 87, 32, 13, 245, 99, 4, 142, 121, 102];
+        let x = Tensor::from_vec(vec![1, 3, 3, 2], xa.clone());
+        let s = Tensor::from_vec(vec![3], vec![2.0f32, 4.0, 5.0]);
+        let z = Tensor::from_vec(vec![3], vec![84u8, 24, 196]);
+        let y = Op::QuantizeLinear { axis: 1, to: DType::U8 }.eval(&[Some(&x), Some(&s), Some(&z)]).unwrap();
+        assert_eq!(y[0].as_slice::<u8>().unwrap(), &qa[..]);
+        let d = Op::DequantizeLinear { axis: 1 }.eval(&[Some(&y[0]), Some(&s), Some(&z)]).unwrap();
+        assert_eq!(d[0].f32s().unwrap(), &xa[..]);
+        let x = Tensor::from_vec(
+            vec![16],
+            vec![
+                0.0f32, -514.0, 3.0, -3.0, 2.9, -2.9, 3.1, -3.1, 65022.0, -66046.0, 65023.0, -66047.0,
+                65024.0, -66048.0, 70000.0, -70000.0,
+            ],
+        );
+        let y = Op::QuantizeLinear { axis: 1, to: DType::U8 }
+            .eval(&[Some(&x), Some(&Tensor::scalar(2.0f32)), Some(&Tensor::scalar(256i16))])
+            .unwrap();
+        let want: [i16; 16] = [
+            256, -1, 258, 254, 257, 255, 258, 254, 32767, -32767, 32767, -32768, 32767, -32768, 32767, -32768,
+        ];
+        assert_eq!(y[0].as_slice::<i16>().unwrap(), &want);
+        let x = Tensor::from_vec(vec![4], vec![30000u16, 31000, 32768, 33000]);
+        let d = Op::DequantizeLinear { axis: 1 }
+            .eval(&[Some(&x), Some(&Tensor::scalar(2.0f32)), Some(&Tensor::scalar(32767u16))])
+            .unwrap();
+        assert_eq!(d[0].f32s().unwrap(), &[-5534.0, -3534.0, 2.0, 466.0]);
+    }
 }

@@ -34,10 +34,16 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
                     None => x.shape.clone(),
                     Some(red) => out_dims(&x.shape, &red, r.keepdims, Dim::Known(1)),
                 },
-                None if r.keepdims => {
-                    x.shape.iter().map(|d| if *d == Dim::Known(1) { Dim::Known(1) } else { Dim::Unknown }).collect()
-                }
-                None => bail!("axes must be constant when keepdims is 0 (input {})", x),
+                None if r.keepdims => x
+                    .shape
+                    .iter()
+                    .map(|d| if *d == Dim::Known(1) { Dim::Known(1) } else { Dim::Unknown })
+                    .collect(),
+                // Run-time axes of known count: the rank is known, the dims are not.
+                None => match inputs.get(1).copied().flatten().map(|f| f.shape.as_slice()) {
+                    Some([Dim::Known(k)]) if *k <= x.rank() => vec![Dim::Unknown; x.rank() - k],
+                    _ => bail!("axes must be constant (or of known length) when keepdims is 0 (input {x})"),
+                },
             };
             Ok(vec![Fact::new(x.dtype, shape)])
         }
@@ -85,7 +91,8 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         Op::ArgReduce { max, axis, keepdims, select_last } => {
             let a = norm_axis(*axis, x.rank())?;
             let s = x.shape();
-            let (pre, n, post) = (s[..a].iter().product(), s.get(a).copied().unwrap_or(1), s[a + 1..].iter().product());
+            let (pre, n, post) =
+                (s[..a].iter().product(), s.get(a).copied().unwrap_or(1), s[a + 1..].iter().product());
             if n == 0 {
                 bail!("{} over an empty axis {a} of shape {s:?}", op.onnx_name());
             }
@@ -112,7 +119,10 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
 
 fn check_dtype(kind: ReduceKind, dt: DType) -> Result<()> {
     if dt == DType::Bool && !matches!(kind, ReduceKind::Max | ReduceKind::Min) {
-        bail!("{} does not support bool", Op::Reduce(Reduce { kind, keepdims: true, noop_with_empty_axes: false }).onnx_name());
+        bail!(
+            "{} does not support bool",
+            Op::Reduce(Reduce { kind, keepdims: true, noop_with_empty_axes: false }).onnx_name()
+        );
     }
     Ok(())
 }
@@ -218,7 +228,12 @@ fn reduce_t<T: Acc>(kind: ReduceKind, x: &Tensor, red: &[bool]) -> Result<Tensor
     let count: usize = shape.iter().zip(red).filter(|(_, r)| **r).map(|(d, _)| d).product();
     let out: Vec<T> = if T::FLOAT || matches!(kind, L2 | LogSum | LogSumExp) {
         let fin = |v: Vec<f64>, g: &dyn Fn(f64) -> f64| v.into_iter().map(|a| T::from_f(g(a))).collect();
-        fn sum<T: Copy + Sync>(xs: &[T], sh: &[usize], red: &[bool], m: impl Fn(T) -> f64 + Sync) -> Vec<f64> {
+        fn sum<T: Copy + Sync>(
+            xs: &[T],
+            sh: &[usize],
+            red: &[bool],
+            m: impl Fn(T) -> f64 + Sync,
+        ) -> Vec<f64> {
             fold(xs, sh, red, 0.0, move |a, v| a + m(v), |a, b| a + b)
         }
         match kind {
@@ -238,12 +253,20 @@ fn reduce_t<T: Acc>(kind: ReduceKind, x: &Tensor, red: &[bool]) -> Result<Tensor
         }
     } else {
         let fin = |v: Vec<i128>| v.into_iter().map(T::from_i).collect();
-        fn sum<T: Copy + Sync>(xs: &[T], sh: &[usize], red: &[bool], m: impl Fn(T) -> i128 + Sync) -> Vec<i128> {
+        fn sum<T: Copy + Sync>(
+            xs: &[T],
+            sh: &[usize],
+            red: &[bool],
+            m: impl Fn(T) -> i128 + Sync,
+        ) -> Vec<i128> {
             fold(xs, sh, red, 0, move |a, v| a.wrapping_add(m(v)), i128::wrapping_add)
         }
         match kind {
             Sum => fin(sum(xs, shape, red, |v: T| v.i())),
-            Mean => fin(sum(xs, shape, red, |v: T| v.i()).into_iter().map(|a| if count == 0 { 0 } else { a / count as i128 }).collect()),
+            Mean => fin(sum(xs, shape, red, |v: T| v.i())
+                .into_iter()
+                .map(|a| if count == 0 { 0 } else { a / count as i128 })
+                .collect()),
             L1 => fin(sum(xs, shape, red, |v: T| v.i().abs())),
             SumSquare => fin(sum(xs, shape, red, |v: T| v.i().wrapping_mul(v.i()))),
             Prod => fin(fold(xs, shape, red, 1i128, |a, v| a.wrapping_mul(v.i()), i128::wrapping_mul)),
@@ -294,12 +317,11 @@ fn fold<T: Copy + Sync, A: Copy + Send + Sync>(
     }
     let (_, r0, xs0, os0) = dims[0];
     if x.len() >= PAR_MIN && dims.len() > 1 && !r0 {
-        out.par_chunks_mut(os0).zip(x.par_chunks(xs0)).for_each(|(o, xx)| fold_rec(&dims[1..], xx, o, init, &f, &merge));
+        out.par_chunks_mut(os0)
+            .zip(x.par_chunks(xs0))
+            .for_each(|(o, xx)| fold_rec(&dims[1..], xx, o, init, &f, &merge));
     } else if x.len() >= PAR_MIN && dims.len() == 1 && r0 {
-        let part = x
-            .par_chunks(1 << 14)
-            .map(|c| fold_row(init, c, init, &f, &merge))
-            .reduce(|| init, &merge);
+        let part = x.par_chunks(1 << 14).map(|c| fold_row(init, c, init, &f, &merge)).reduce(|| init, &merge);
         out[0] = merge(out[0], part);
     } else {
         fold_rec(&dims, x, &mut out, init, &f, &merge);
@@ -337,7 +359,13 @@ fn fold_rec<T: Copy, A: Copy>(
 /// Folds a contiguous row with 8 independent lanes (lane 0 starts at `acc`, the others at
 /// `lane_init`, which must be the identity of `merge`), so that the loop vectorises.
 #[inline(always)]
-fn fold_row<T: Copy, A: Copy>(acc: A, row: &[T], lane_init: A, f: &impl Fn(A, T) -> A, merge: &impl Fn(A, A) -> A) -> A {
+fn fold_row<T: Copy, A: Copy>(
+    acc: A,
+    row: &[T],
+    lane_init: A,
+    f: &impl Fn(A, T) -> A,
+    merge: &impl Fn(A, A) -> A,
+) -> A {
     let mut lanes = [lane_init; 8];
     lanes[0] = acc;
     let chunks = row.chunks_exact(8);
@@ -356,10 +384,19 @@ fn fold_row<T: Copy, A: Copy>(acc: A, row: &[T], lane_init: A, f: &impl Fn(A, T)
 }
 
 /// ArgMax/ArgMin over the middle dim of `[pre, n, post]`; NaN counts as the extreme value.
-fn arg<T: Elem + PartialOrd>(x: &Tensor, (pre, n, post): (usize, usize, usize), max: bool, last: bool) -> Result<Vec<i64>> {
+fn arg<T: Elem + PartialOrd>(
+    x: &Tensor,
+    (pre, n, post): (usize, usize, usize),
+    max: bool,
+    last: bool,
+) -> Result<Vec<i64>> {
     let xs = x.as_slice::<T>().ok_or_else(|| anyhow!("expected {}, got {}", T::DTYPE, x.dtype()))?;
     #[allow(clippy::eq_op)]
-    fn run<T: Copy + PartialOrd>(xs: &[T], (pre, n, post): (usize, usize, usize), better: impl Fn(T, T) -> bool) -> Vec<i64> {
+    fn run<T: Copy + PartialOrd>(
+        xs: &[T],
+        (pre, n, post): (usize, usize, usize),
+        better: impl Fn(T, T) -> bool,
+    ) -> Vec<i64> {
         let mut out = vec![0i64; pre * post];
         for p in 0..pre {
             let base = p * n * post;

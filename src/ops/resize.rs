@@ -14,8 +14,14 @@ use crate::with_data;
 use anyhow::{Result, anyhow, bail, ensure};
 use std::ops::{Add, Mul};
 
-const COORD_MODES: [&str; 6] =
-    ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize"];
+const COORD_MODES: [&str; 6] = [
+    "half_pixel",
+    "half_pixel_symmetric",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_crop_and_resize",
+];
 
 /// Infers output facts for the ops of this family.
 pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
@@ -71,7 +77,8 @@ fn check_attrs(r: &Resize) -> Result<()> {
         r.coord_mode
     );
     if r.mode == ResizeMode::Nearest {
-        let ok = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"].contains(&r.nearest_mode.as_str());
+        let ok =
+            ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"].contains(&r.nearest_mode.as_str());
         ensure!(ok, "Resize nearest_mode '{}' is not supported", r.nearest_mode);
     }
     ensure!(
@@ -177,7 +184,11 @@ fn source_coord(mode: &str, j: usize, p: &AxisPlan) -> (f64, bool) {
         "align_corners" => y * (n - 1.0) / (ow - 1.0),
         "asymmetric" => y / p.scale,
         "tf_crop_and_resize" => {
-            let x = if ow == 1.0 { p.roi_span * (n - 1.0) / 2.0 } else { y * p.roi_span * (n - 1.0) / (ow - 1.0) };
+            let x = if ow == 1.0 {
+                p.roi_span * (n - 1.0) / 2.0
+            } else {
+                y * p.roi_span * (n - 1.0) / (ow - 1.0)
+            };
             let x = x + p.roi_lo * (n - 1.0);
             return (x, x < 0.0 || x > n - 1.0);
         }
@@ -274,7 +285,8 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         return Ok(vec![Tensor::zeros(x.dtype(), out_shape)]);
     }
     if r.mode == ResizeMode::Nearest {
-        let mut maps: Vec<Vec<Option<usize>>> = x.shape().iter().map(|&n| (0..n).map(Some).collect()).collect();
+        let mut maps: Vec<Vec<Option<usize>>> =
+            x.shape().iter().map(|&n| (0..n).map(Some).collect()).collect();
         for p in &active {
             let t = taps(r, p);
             maps[p.axis] = (0..p.out_len)
@@ -282,7 +294,12 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
                 .collect();
         }
         let fill = Tensor::scalar(r.extrapolation_value).cast(x.dtype());
-        fn go<T: Elem>(src: &[T], shape: &[usize], maps: &[Vec<Option<usize>>], fill: &Tensor) -> Result<Data> {
+        fn go<T: Elem>(
+            src: &[T],
+            shape: &[usize],
+            maps: &[Vec<Option<usize>>],
+            fill: &Tensor,
+        ) -> Result<Data> {
             let f = fill.as_slice::<T>().ok_or_else(|| anyhow!("fill value has dtype {}", fill.dtype()))?[0];
             Ok(T::wrap(copy::mapped(src, shape, maps, f)))
         }
@@ -304,7 +321,13 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
 }
 
 /// Runs one separable pass per resized axis.
-fn interpolate<T>(src: &[T], shape: &[usize], plans: &[(&AxisPlan, Taps)], extrap: T, cv: impl Fn(f64) -> T) -> Vec<T>
+fn interpolate<T>(
+    src: &[T],
+    shape: &[usize],
+    plans: &[(&AxisPlan, Taps)],
+    extrap: T,
+    cv: impl Fn(f64) -> T,
+) -> Vec<T>
 where
     T: Copy + Default + Add<Output = T> + Mul<Output = T>,
 {

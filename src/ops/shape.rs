@@ -69,7 +69,14 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
         Op::Squeeze => match (inputs.get(1).copied().flatten(), konst_at(inputs, 1)) {
             (Some(_), Some(axes)) => {
                 let axes = squeeze_axes(&x.shape, &ints(axes, "axes")?)?;
-                same(x.shape.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect())
+                same(
+                    x.shape
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !axes.contains(i))
+                        .map(|(_, d)| d.clone())
+                        .collect(),
+                )
             }
             (Some(f), None) => {
                 let n = len_1d(f, "axes")?;
@@ -107,9 +114,8 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
                 Some(s) => dims_from_values(&ints(s, "shape")?, "Expand")?,
                 None => vec![Dim::Unknown; len_1d(fact_at(inputs, 1)?, "shape")?],
             };
-            let out = broadcast_shapes(&[&x.shape, &target]).ok_or_else(|| {
-                anyhow!("cannot expand {} to {}", fmt_shape(&x.shape), fmt_shape(&target))
-            })?;
+            let out = broadcast_shapes(&[&x.shape, &target])
+                .ok_or_else(|| anyhow!("cannot expand {} to {}", fmt_shape(&x.shape), fmt_shape(&target)))?;
             same(out)
         }
         Op::Range => {
@@ -118,7 +124,10 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
                 ensure!(f.dtype == x.dtype, "Range inputs must share a dtype: {} vs {}", x.dtype, f.dtype);
                 ensure!(f.numel().is_none_or(|n| n == 1), "Range input {i} must be a scalar, got {}", f);
             }
-            same(vec![Dim::Unknown])
+            match (konst_at(inputs, 0), konst_at(inputs, 1), konst_at(inputs, 2)) {
+                (Some(s), Some(l), Some(d)) => same(vec![Dim::Known(eval::range(s, l, d)?.len())]),
+                _ => same(vec![Dim::Unknown]),
+            }
         }
         Op::Tile => match konst_at(inputs, 1) {
             Some(r) => {
@@ -204,11 +213,18 @@ pub(crate) fn reshape_dims(input: &[Dim], spec: &[i64], allowzero: bool) -> Resu
     for (i, &v) in spec.iter().enumerate() {
         match v {
             -1 => {
-                ensure!(infer_at.replace(i).is_none(), "cannot reshape {}: {spec:?} has two -1", fmt_shape(input));
+                ensure!(
+                    infer_at.replace(i).is_none(),
+                    "cannot reshape {}: {spec:?} has two -1",
+                    fmt_shape(input)
+                );
                 out.push(Dim::Unknown);
             }
             0 if !allowzero => out.push(input.get(i).cloned().ok_or_else(|| {
-                anyhow!("cannot reshape {} to {spec:?}: the 0 at position {i} has no input dim", fmt_shape(input))
+                anyhow!(
+                    "cannot reshape {} to {spec:?}: the 0 at position {i} has no input dim",
+                    fmt_shape(input)
+                )
             })?),
             v if v >= 0 => out.push(Dim::Known(v as usize)),
             _ => bail!("cannot reshape {} to {spec:?}: invalid dim {v}", fmt_shape(input)),
@@ -251,7 +267,7 @@ pub(crate) fn reshape_dims(input: &[Dim], spec: &[i64], allowzero: bool) -> Resu
     match rest.as_slice() {
         [] => {
             ensure!(
-                pout != 0 && pin % pout == 0,
+                pout != 0 && pin.is_multiple_of(pout),
                 "cannot reshape {} ({pin} elements) to {}: {pin} is not a multiple of {pout}",
                 fmt_shape(input),
                 shown()
@@ -312,8 +328,9 @@ fn infer_concat(axis: i64, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
                     None => unknown.push(d),
                 }
             } else {
-                out[i] = merge_dim(&out[i], d)
-                    .ok_or_else(|| anyhow!("Concat on axis {a}: shapes {} disagree on dim {i}", describe()))?;
+                out[i] = merge_dim(&out[i], d).ok_or_else(|| {
+                    anyhow!("Concat on axis {a}: shapes {} disagree on dim {i}", describe())
+                })?;
             }
         }
     }
@@ -395,12 +412,21 @@ pub(crate) fn slice_axis(dim: usize, start: i64, end: i64, step: i64) -> SliceAx
 }
 
 /// Per-axis (axis, start, end, step) from Slice's constant inputs.
-fn slice_spec(rank: usize, starts: &[i64], ends: &[i64], axes: Option<Vec<i64>>, steps: Option<Vec<i64>>) -> Result<Vec<(usize, i64, i64, i64)>> {
+fn slice_spec(
+    rank: usize,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<Vec<i64>>,
+    steps: Option<Vec<i64>>,
+) -> Result<Vec<(usize, i64, i64, i64)>> {
     let n = starts.len();
     ensure!(ends.len() == n, "Slice starts {starts:?} and ends {ends:?} differ in length");
     let axes = axes.unwrap_or_else(|| (0..n as i64).collect());
     let steps = steps.unwrap_or_else(|| vec![1; n]);
-    ensure!(axes.len() == n && steps.len() == n, "Slice axes {axes:?} / steps {steps:?} must have {n} entries");
+    ensure!(
+        axes.len() == n && steps.len() == n,
+        "Slice axes {axes:?} / steps {steps:?} must have {n} entries"
+    );
     let mut seen = vec![false; rank];
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -467,7 +493,10 @@ pub(crate) fn unsqueeze_dims(shape: &[Dim], axes: &[i64]) -> Result<Shape> {
         ones[i] = true;
     }
     let mut src = shape.iter();
-    Ok(ones.iter().map(|&one| if one { Dim::Known(1) } else { src.next().cloned().unwrap_or(Dim::Unknown) }).collect())
+    Ok(ones
+        .iter()
+        .map(|&one| if one { Dim::Known(1) } else { src.next().cloned().unwrap_or(Dim::Unknown) })
+        .collect())
 }
 
 /// Shape's clamped [start, end) range.

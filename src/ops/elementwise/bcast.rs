@@ -263,7 +263,9 @@ pub fn binary_a<T: Elem + Default, B: Elem>(
             zip2_inplace(&mut v, osh, bs, b.shape(), f);
             Ok(Tensor::from_vec(osh.to_vec(), v))
         }
-        Err(a) => Ok(Tensor::from_vec(osh.to_vec(), zip2(slice_of::<T>(&a)?, a.shape(), bs, b.shape(), osh, f))),
+        Err(a) => {
+            Ok(Tensor::from_vec(osh.to_vec(), zip2(slice_of::<T>(&a)?, a.shape(), bs, b.shape(), osh, f)))
+        }
     }
 }
 

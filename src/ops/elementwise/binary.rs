@@ -50,7 +50,7 @@ pub trait Int: Elem + Default + PartialOrd {
 }
 
 macro_rules! impl_int {
-    ($t:ty, $u:ty, signed: $signed:expr) => {
+    ($t:ty) => {
         impl Int for $t {
             const ZERO: Self = 0;
             #[inline(always)]
@@ -74,7 +74,7 @@ macro_rules! impl_int {
                 if o == 0 { 0 } else { self.wrapping_rem(o) }
             }
             #[inline(always)]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)]
             fn rem_py(self, o: Self) -> Self {
                 let r = self.rem_c(o);
                 if r != 0 && ((r < 0) != (o < 0)) { r.wrapping_add(o) } else { r }
@@ -87,12 +87,12 @@ macro_rules! impl_int {
                 }
             }
             #[inline(always)]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)]
             fn shl_(self, s: Self) -> Self {
                 if s < 0 || (s as u64) >= <$t>::BITS as u64 { 0 } else { self.wrapping_shl(s as u32) }
             }
             #[inline(always)]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)]
             fn shr_(self, s: Self) -> Self {
                 if s < 0 || (s as u64) >= <$t>::BITS as u64 {
                     if self < 0 { !0 } else { 0 }
@@ -117,7 +117,7 @@ macro_rules! impl_int {
                 !self
             }
             #[inline(always)]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)]
             fn abs_(self) -> Self {
                 if self < 0 { self.wrapping_neg() } else { self }
             }
@@ -126,7 +126,7 @@ macro_rules! impl_int {
                 self.wrapping_neg()
             }
             #[inline(always)]
-            #[allow(unused_comparisons)]
+            #[allow(unused_comparisons, clippy::absurd_extreme_comparisons)]
             fn sign_(self) -> Self {
                 if self > 0 {
                     1
@@ -147,14 +147,14 @@ macro_rules! impl_int {
         }
     };
 }
-impl_int!(i8, u8, signed: true);
-impl_int!(u8, u8, signed: false);
-impl_int!(i16, u16, signed: true);
-impl_int!(u16, u16, signed: false);
-impl_int!(i32, u32, signed: true);
-impl_int!(u32, u32, signed: false);
-impl_int!(i64, u64, signed: true);
-impl_int!(u64, u64, signed: false);
+impl_int!(i8);
+impl_int!(u8);
+impl_int!(i16);
+impl_int!(u16);
+impl_int!(i32);
+impl_int!(u32);
+impl_int!(i64);
+impl_int!(u64);
 
 /// Output dtype of a binary op on inputs of dtypes `a` and `b`, or why the pair is invalid.
 pub fn out_dtype(op: Binary, a: DType, b: DType) -> Result<DType> {

@@ -77,11 +77,31 @@ fn unary_ref(u: Unary, x: f64) -> f64 {
         HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         Mish => x * sp(x).tanh(),
         Gelu { tanh: false } => 0.5 * x * (1.0 + math::erf_f64(x / 2f64.sqrt())),
-        Gelu { tanh: true } => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()),
-        LeakyRelu(a) => if x < 0.0 { a as f64 * x } else { x },
-        Elu(a) => if x < 0.0 { a as f64 * (x.exp() - 1.0) } else { x },
+        Gelu { tanh: true } => {
+            0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        }
+        LeakyRelu(a) => {
+            if x < 0.0 {
+                a as f64 * x
+            } else {
+                x
+            }
+        }
+        Elu(a) => {
+            if x < 0.0 {
+                a as f64 * (x.exp() - 1.0)
+            } else {
+                x
+            }
+        }
         Celu(a) => x.max(0.0) + (a as f64 * ((x / a as f64).exp() - 1.0)).min(0.0),
-        ThresholdedRelu(a) => if x > a as f64 { x } else { 0.0 },
+        ThresholdedRelu(a) => {
+            if x > a as f64 {
+                x
+            } else {
+                0.0
+            }
+        }
         Selu { alpha, gamma } => {
             let (a, g) = (alpha as f64, gamma as f64);
             if x > 0.0 { g * x } else { g * (a * x.exp() - a) }
@@ -95,11 +115,45 @@ fn unary_ref(u: Unary, x: f64) -> f64 {
 fn every_float_unary_matches_f64_math() {
     use Unary::*;
     let mut rng = StdRng::seed_from_u64(1);
+    let mut bad = Vec::new();
     let ops = [
-        Relu, Sigmoid, Tanh, Erf, Exp, Log, Sqrt, Neg, Abs, Floor, Ceil, Round, Reciprocal, Sin, Cos, Tan, Asin,
-        Acos, Atan, Sinh, Cosh, Asinh, Acosh, Atanh, Sign, Softplus, Softsign, HardSwish, Mish,
-        Gelu { tanh: false }, Gelu { tanh: true }, LeakyRelu(0.1), Elu(0.7), Celu(1.5), ThresholdedRelu(0.5),
-        Selu { alpha: 1.67, gamma: 1.05 }, HardSigmoid { alpha: 0.2, beta: 0.5 },
+        Relu,
+        Sigmoid,
+        Tanh,
+        Erf,
+        Exp,
+        Log,
+        Sqrt,
+        Neg,
+        Abs,
+        Floor,
+        Ceil,
+        Round,
+        Reciprocal,
+        Sin,
+        Cos,
+        Tan,
+        Asin,
+        Acos,
+        Atan,
+        Sinh,
+        Cosh,
+        Asinh,
+        Acosh,
+        Atanh,
+        Sign,
+        Softplus,
+        Softsign,
+        HardSwish,
+        Mish,
+        Gelu { tanh: false },
+        Gelu { tanh: true },
+        LeakyRelu(0.1),
+        Elu(0.7),
+        Celu(1.5),
+        ThresholdedRelu(0.5),
+        Selu { alpha: 1.67, gamma: 1.05 },
+        HardSigmoid { alpha: 0.2, beta: 0.5 },
     ];
     for u in ops {
         let (lo, hi) = match u {
@@ -113,18 +167,24 @@ fn every_float_unary_matches_f64_math() {
         let x = rand_f32(&mut rng, &[3, 30_000], lo, hi);
         let xs = f32s(&x);
         let y = run(Op::Unary(u), &[x.clone()]).unwrap();
-        for (i, (&a, &b)) in xs.iter().zip(f32s(&y).iter()).enumerate() {
+        for (&a, &b) in xs.iter().zip(f32s(&y).iter()) {
             let want = unary_ref(u, a as f64);
-            let tol = 2e-6 * want.abs().max(1.0);
-            assert!((b as f64 - want).abs() <= tol, "{} at {i}: f({a}) = {b}, want {want}", unary_name(u));
+            if (b as f64 - want).abs() > 2e-6 * want.abs().max(1.0) {
+                bad.push(format!("{}: f({a}) = {b}, want {want}", unary_name(u)));
+                break;
+            }
         }
         let x64 = x.cast(DType::F64);
         let y64 = run(Op::Unary(u), &[x64.clone()]).unwrap();
         for (&a, &b) in x64.as_slice::<f64>().unwrap().iter().zip(y64.as_slice::<f64>().unwrap()) {
             let want = unary_ref(u, a);
-            assert!((b - want).abs() <= 1e-12 * want.abs().max(1.0), "{} f64: f({a}) = {b}, want {want}", unary_name(u));
+            if (b - want).abs() > 1e-12 * want.abs().max(1.0) {
+                bad.push(format!("{} f64: f({a}) = {b}, want {want}", unary_name(u)));
+                break;
+            }
         }
     }
+    assert!(bad.is_empty(), "{bad:#?}");
 }
 
 #[test]
@@ -137,18 +197,30 @@ fn unary_special_cases() {
     let r = run(Op::Unary(Unary::Round), &[x.clone()]).unwrap();
     assert_eq!(f32s(&r)[3..], [-1.0, 0.0, 2.0]);
     let s = run(Op::Unary(Unary::Sigmoid), &[Tensor::from_vec(vec![2], vec![-1000.0f32, 1000.0])]).unwrap();
-    assert_eq!(f32s(&s), [0.0, 1.0]);
+    assert!(f32s(&s)[0] < 1e-38 && f32s(&s)[1] == 1.0);
     let i = Tensor::from_vec(vec![4], vec![-3i32, 0, 5, i32::MIN]);
-    assert_eq!(run(Op::Unary(Unary::Abs), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(), &[3, 0, 5, i32::MIN]);
-    assert_eq!(run(Op::Unary(Unary::Neg), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(), &[3, 0, -5, i32::MIN]);
-    assert_eq!(run(Op::Unary(Unary::Sign), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(), &[-1, 0, 1, -1]);
+    assert_eq!(
+        run(Op::Unary(Unary::Abs), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        &[3, 0, 5, i32::MIN]
+    );
+    assert_eq!(
+        run(Op::Unary(Unary::Neg), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        &[3, 0, -5, i32::MIN]
+    );
+    assert_eq!(
+        run(Op::Unary(Unary::Sign), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        &[-1, 0, 1, -1]
+    );
     assert_eq!(run(Op::Unary(Unary::Not), &[i]).unwrap().as_slice::<i32>().unwrap(), &[2, -1, -6, i32::MAX]);
     let b = Tensor::from_vec(vec![2], vec![true, false]);
     assert_eq!(run(Op::Unary(Unary::Not), &[b]).unwrap().as_slice::<bool>().unwrap(), &[false, true]);
     // f16 round trip through f32.
     let h = Tensor::from_vec(vec![2], vec![f16::from_f32(1.0), f16::from_f32(-2.0)]);
     let e = run(Op::Unary(Unary::Exp), &[h]).unwrap();
-    assert_eq!(e.as_slice::<f16>().unwrap(), &[f16::from_f32(std::f32::consts::E), f16::from_f32((-2f32).exp())]);
+    assert_eq!(
+        e.as_slice::<f16>().unwrap(),
+        &[f16::from_f32(std::f32::consts::E), f16::from_f32((-2f32).exp())]
+    );
     assert!(run(Op::Unary(Unary::Sigmoid), &[Tensor::from_vec(vec![1], vec![1i32])]).is_err());
 }
 
@@ -174,7 +246,11 @@ fn in_place_reuses_the_buffer() {
 }
 
 fn check_binary_f32(rng: &mut StdRng, op: Binary, osh: &[usize]) {
-    let (ash, bsh) = if rng.random_bool(0.5) { (osh.to_vec(), sub_shape(rng, osh)) } else { (sub_shape(rng, osh), sub_shape(rng, osh)) };
+    let (ash, bsh) = if rng.random_bool(0.5) {
+        (osh.to_vec(), sub_shape(rng, osh))
+    } else {
+        (sub_shape(rng, osh), sub_shape(rng, osh))
+    };
     let (ash, bsh) = if rng.random_bool(0.5) { (bsh, ash) } else { (ash, bsh) };
     let a = rand_f32(rng, &ash, -3.0, 3.0);
     let b = rand_f32(rng, &bsh, 0.5, 3.0);
@@ -193,7 +269,13 @@ fn check_binary_f32(rng: &mut StdRng, op: Binary, osh: &[usize]) {
             Binary::Sub => x1 - x2,
             Binary::Mul => x1 * x2,
             Binary::Div => x1 / x2,
-            Binary::PRelu => if x1 < 0.0 { x1 * x2 } else { x1 },
+            Binary::PRelu => {
+                if x1 < 0.0 {
+                    x1 * x2
+                } else {
+                    x1
+                }
+            }
             _ => unreachable!(),
         };
         assert_eq!(got, want, "{} {ash:?} {bsh:?} at {idx:?}", binary_name(op));
@@ -222,22 +304,38 @@ fn integer_semantics() {
     let i = |v: &[i32]| Tensor::from_vec(vec![v.len()], v.to_vec());
     let get = |t: Tensor| t.as_slice::<i32>().unwrap().to_vec();
     let (a, b) = (i(&[-3, 3, -3, 3, 7, i32::MIN]), i(&[2, 2, -2, -2, 0, -1]));
-    assert_eq!(get(run(Op::Binary(Binary::Div), &[a.clone(), b.clone()]).unwrap()), [-1, 1, 1, -1, 0, i32::MIN]);
+    assert_eq!(
+        get(run(Op::Binary(Binary::Div), &[a.clone(), b.clone()]).unwrap()),
+        [-1, 1, 1, -1, 0, i32::MIN]
+    );
     // Mod cases from the ONNX node tests (test_mod_mixed_sign_int*, test_mod_int64_fmod).
     let (a, b) = (i(&[-4, 7, 5, 4, -7, 8]), i(&[2, -3, 8, -2, 3, 5]));
-    assert_eq!(get(run(Op::Binary(Binary::Mod { fmod: false }), &[a.clone(), b.clone()]).unwrap()), [0, -2, 5, 0, 2, 3]);
+    assert_eq!(
+        get(run(Op::Binary(Binary::Mod { fmod: false }), &[a.clone(), b.clone()]).unwrap()),
+        [0, -2, 5, 0, 2, 3]
+    );
     assert_eq!(get(run(Op::Binary(Binary::Mod { fmod: true }), &[a, b]).unwrap()), [0, 1, 5, 0, -1, 3]);
-    let p = run(Op::Binary(Binary::Pow), &[i(&[1, 2, 3]), Tensor::from_vec(vec![3], vec![4.0f32, 5.0, 6.0])]).unwrap();
+    let p = run(Op::Binary(Binary::Pow), &[i(&[1, 2, 3]), Tensor::from_vec(vec![3], vec![4.0f32, 5.0, 6.0])])
+        .unwrap();
     assert_eq!(get(p), [1, 32, 729]);
-    let p = run(Op::Binary(Binary::Pow), &[Tensor::from_vec(vec![3], vec![1i64, 2, 3]), Tensor::from_vec(vec![3], vec![4i64, 5, 6])]);
+    let p = run(
+        Op::Binary(Binary::Pow),
+        &[Tensor::from_vec(vec![3], vec![1i64, 2, 3]), Tensor::from_vec(vec![3], vec![4i64, 5, 6])],
+    );
     assert_eq!(p.unwrap().as_slice::<i64>().unwrap(), &[1, 32, 729]);
-    let p = run(Op::Binary(Binary::Pow), &[Tensor::from_vec(vec![2], vec![2f32, 3.0]), Tensor::from_vec(vec![1], vec![3i64])]);
+    let p = run(
+        Op::Binary(Binary::Pow),
+        &[Tensor::from_vec(vec![2], vec![2f32, 3.0]), Tensor::from_vec(vec![1], vec![3i64])],
+    );
     assert_eq!(f32s(&p.unwrap()), [8.0, 27.0]);
-    let p = run(Op::Binary(Binary::Pow), &[Tensor::from_vec(vec![2], vec![2f32, 9.0]), Tensor::scalar(0.5f32)]);
+    let p =
+        run(Op::Binary(Binary::Pow), &[Tensor::from_vec(vec![2], vec![2f32, 9.0]), Tensor::scalar(0.5f32)]);
     assert_eq!(f32s(&p.unwrap()), [2f32.sqrt(), 3.0]);
     // BitShift cases from test_bitshift_*_int8_* (negative shifts, shifts >= width, overflow).
     let i8t = |v: &[i8]| Tensor::from_vec(vec![v.len()], v.to_vec());
-    let sh = |op, a: &[i8], b: &[i8]| run(Op::Binary(op), &[i8t(a), i8t(b)]).unwrap().as_slice::<i8>().unwrap().to_vec();
+    let sh = |op, a: &[i8], b: &[i8]| {
+        run(Op::Binary(op), &[i8t(a), i8t(b)]).unwrap().as_slice::<i8>().unwrap().to_vec()
+    };
     assert_eq!(sh(Binary::BitShiftLeft, &[-8, 4, -1], &[-1, -8, -16]), [0, 0, 0]);
     assert_eq!(sh(Binary::BitShiftLeft, &[64, 1, -64], &[1, 7, 1]), [-128, -128, -128]);
     assert_eq!(sh(Binary::BitShiftRight, &[-8, -1, -128], &[1, 1, 1]), [-4, -1, -64]);
@@ -264,7 +362,9 @@ fn float_mod_edge_cases() {
     for (g, w) in y.iter().zip(want) {
         assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{y:?}");
     }
-    let y = f32s(&run(Op::Binary(Binary::Mod { fmod: true }), &[t(&[-4.3, 7.2, 5.0]), t(&[2.1, -3.4, 8.0])]).unwrap());
+    let y = f32s(
+        &run(Op::Binary(Binary::Mod { fmod: true }), &[t(&[-4.3, 7.2, 5.0]), t(&[2.1, -3.4, 8.0])]).unwrap(),
+    );
     assert_eq!(y, [-4.3f32 % 2.1, 7.2f32 % -3.4, 5.0]);
 }
 
@@ -291,7 +391,8 @@ fn where_broadcasts_three_ways() {
     for _ in 0..100 {
         let rank = rng.random_range(0..=4);
         let osh = rand_shape(&mut rng, rank, 4);
-        let (csh, xsh, ysh) = (sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh));
+        let (csh, xsh, ysh) =
+            (sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh), sub_shape(&mut rng, &osh));
         let n: usize = csh.iter().product();
         let c = Tensor::from_vec(csh.clone(), (0..n).map(|_| rng.random_bool(0.5)).collect::<Vec<_>>());
         let (x, y) = (rand_f32(&mut rng, &xsh, 0.0, 1.0), rand_f32(&mut rng, &ysh, -1.0, 0.0));
@@ -326,7 +427,10 @@ fn clip_with_and_without_bounds() {
     assert_eq!(f32s(&y)[..4], [-1.0, -0.5, 0.0, 0.5]);
     assert_eq!(f32s(&run(Op::Clip, &[x.clone()]).unwrap())[..4], [-2.0, -0.5, 0.0, 0.5]);
     // test_clip_min_greater_than_max: the max wins.
-    let y = run(Op::Clip, &[Tensor::from_vec(vec![3], vec![-2.0f32, 0.0, 6.0]), Tensor::scalar(2.0f32), Tensor::scalar(1.0f32)]);
+    let y = run(
+        Op::Clip,
+        &[Tensor::from_vec(vec![3], vec![-2.0f32, 0.0, 6.0]), Tensor::scalar(2.0f32), Tensor::scalar(1.0f32)],
+    );
     assert_eq!(f32s(&y.unwrap()), [1.0, 1.0, 1.0]);
     let xi = Tensor::from_vec(vec![3], vec![-5i8, 3, 100]);
     let y = run(Op::Clip, &[xi, Tensor::scalar(0i8), Tensor::scalar(50i8)]).unwrap();
@@ -382,7 +486,10 @@ fn infer_broadcasts_symbolic_dims_and_reports_bad_shapes() {
     let b = Fact::new(DType::F32, vec![Dim::Known(4)]);
     let err = Op::Binary(Binary::Add).infer(&[Some(&a), Some(&b)]).unwrap_err();
     assert_eq!(err.to_string(), "cannot broadcast [2,3] with [4]");
-    let err = run(Op::Binary(Binary::Mul), &[Tensor::zeros(DType::F32, vec![2, 3]), Tensor::zeros(DType::F32, vec![4])]);
+    let err = run(
+        Op::Binary(Binary::Mul),
+        &[Tensor::zeros(DType::F32, vec![2, 3]), Tensor::zeros(DType::F32, vec![4])],
+    );
     assert_eq!(err.unwrap_err().to_string(), "cannot broadcast [2,3] with [4]");
     let c = Fact::new(DType::Bool, vec![Dim::Unknown, Dim::Known(1)]);
     let out = Op::Where.infer(&[Some(&c), Some(&x), Some(&y)]).unwrap();

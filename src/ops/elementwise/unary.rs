@@ -133,7 +133,9 @@ fn float<F: Fl + Elem>(u: Unary, x: Tensor) -> Result<Tensor> {
             unary_same::<F>(x, move |v| clamp01(a * v + b, zero, one))
         }
         IsNaN => unary_to::<F, bool>(&x, F::is_nan),
-        IsInf { neg, pos } => unary_to::<F, bool>(&x, move |v| (pos && v.is_pos_inf()) || (neg && v.is_neg_inf())),
+        IsInf { neg, pos } => {
+            unary_to::<F, bool>(&x, move |v| (pos && v.is_pos_inf()) || (neg && v.is_neg_inf()))
+        }
         Not => bail!("Not does not support {}", F::DTYPE),
     }
 }

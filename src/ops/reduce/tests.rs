@@ -69,7 +69,8 @@ fn reductions_match_naive_over_random_shapes_and_axes() {
         if axes.is_empty() && rng.random_bool(0.5) {
             axes.push(0);
         }
-        let axes: Vec<i64> = axes.iter().map(|&a| if rng.random_bool(0.5) { a - rank as i64 } else { a }).collect();
+        let axes: Vec<i64> =
+            axes.iter().map(|&a| if rng.random_bool(0.5) { a - rank as i64 } else { a }).collect();
         let red: Vec<bool> = if axes.is_empty() {
             vec![true; rank]
         } else {
@@ -81,16 +82,40 @@ fn reductions_match_naive_over_random_shapes_and_axes() {
         let x = Tensor::from_vec(shape.clone(), xs.clone());
         let axes_in = if axes.is_empty() && rng.random_bool(0.5) { None } else { Some(axes.as_slice()) };
         let y = run(&reduce_op(kind, keepdims), &x, axes_in).unwrap();
-        let want_shape: Vec<usize> = shape.iter().zip(&red).filter_map(|(&d, &r)| if !r { Some(d) } else if keepdims { Some(1) } else { None }).collect();
+        let want_shape: Vec<usize> = shape
+            .iter()
+            .zip(&red)
+            .filter_map(|(&d, &r)| {
+                if !r {
+                    Some(d)
+                } else if keepdims {
+                    Some(1)
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(y.shape(), want_shape.as_slice(), "{kind:?} {shape:?} axes {axes:?}");
         let want = naive(kind, &xs.iter().map(|&v| v as f64).collect::<Vec<_>>(), &shape, &red);
         for (g, w) in y.f32s().unwrap().iter().zip(&want) {
-            assert!((*g as f64 - w).abs() <= 1e-6 * w.abs().max(1.0), "{kind:?} {shape:?} axes {axes:?}: {g} vs {w}");
+            assert!(
+                (*g as f64 - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{kind:?} {shape:?} axes {axes:?}: {g} vs {w}"
+            );
         }
         // The same on int32 (exact kinds only).
-        if matches!(kind, ReduceKind::Sum | ReduceKind::Max | ReduceKind::Min | ReduceKind::Prod | ReduceKind::L1 | ReduceKind::SumSquare) {
+        if matches!(
+            kind,
+            ReduceKind::Sum
+                | ReduceKind::Max
+                | ReduceKind::Min
+                | ReduceKind::Prod
+                | ReduceKind::L1
+                | ReduceKind::SumSquare
+        ) {
             let xi: Vec<i32> = (0..n).map(|_| rng.random_range(-3..=3)).collect();
-            let y = run(&reduce_op(kind, keepdims), &Tensor::from_vec(shape.clone(), xi.clone()), axes_in).unwrap();
+            let y = run(&reduce_op(kind, keepdims), &Tensor::from_vec(shape.clone(), xi.clone()), axes_in)
+                .unwrap();
             let want = naive(kind, &xi.iter().map(|&v| v as f64).collect::<Vec<_>>(), &shape, &red);
             let got: Vec<f64> = y.as_slice::<i32>().unwrap().iter().map(|&v| v as f64).collect();
             assert_eq!(got, want, "{kind:?} int32 {shape:?} axes {axes:?}");
@@ -106,7 +131,12 @@ fn large_reductions_take_the_parallel_paths() {
     let xs: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let x = Tensor::from_vec(shape.clone(), xs.clone());
     let xd: Vec<f64> = xs.iter().map(|&v| v as f64).collect();
-    for (axes, red) in [(vec![2], [false, false, true]), (vec![1], [false, true, false]), (vec![0, 2], [true, false, true]), (vec![], [true; 3])] {
+    for (axes, red) in [
+        (vec![2], [false, false, true]),
+        (vec![1], [false, true, false]),
+        (vec![0, 2], [true, false, true]),
+        (vec![], [true; 3]),
+    ] {
         for kind in [ReduceKind::Sum, ReduceKind::Max, ReduceKind::LogSumExp] {
             let y = run(&reduce_op(kind, false), &x, Some(&axes)).unwrap();
             let want = naive(kind, &xd, &shape, &red);
@@ -170,7 +200,10 @@ fn conformance_examples() {
     let y = run(&reduce_op(ReduceKind::LogSum, true), &x, Some(&[1])).unwrap();
     assert_eq!(y.f32s().unwrap(), &[3f32.ln(), 7f32.ln()]);
     // test_reduce_mean_keepdims_example: axes [1] on [[[5,1],[20,2]],[[30,1],[40,2]],[[55,1],[60,2]]].
-    let x = Tensor::from_vec(vec![3, 2, 2], vec![5.0f32, 1.0, 20.0, 2.0, 30.0, 1.0, 40.0, 2.0, 55.0, 1.0, 60.0, 2.0]);
+    let x = Tensor::from_vec(
+        vec![3, 2, 2],
+        vec![5.0f32, 1.0, 20.0, 2.0, 30.0, 1.0, 40.0, 2.0, 55.0, 1.0, 60.0, 2.0],
+    );
     let y = run(&reduce_op(ReduceKind::Mean, true), &x, Some(&[1])).unwrap();
     assert_eq!(y.shape(), &[3, 1, 2]);
     assert_eq!(y.f32s().unwrap(), &[12.5, 1.5, 35.0, 1.5, 57.5, 1.5]);
@@ -180,7 +213,14 @@ fn conformance_examples() {
     assert_eq!(y.f32s().unwrap(), &[3.0, 8.0, 35.0, 48.0, 99.0, 120.0]);
     // test_reduce_log_sum_exp_do_not_keepdims_example (float64 there; same numbers in f32).
     let y = run(&reduce_op(ReduceKind::LogSumExp, false), &x.cast(DType::F64), Some(&[1])).unwrap();
-    let want = [3.126_928_011_042_972_5, 4.126_928_011_042_972, 7.126_928_011_042_972, 8.126_928_011_042_972, 11.126_928_011_042_972, 12.126_928_011_042_972];
+    let want = [
+        3.126_928_011_042_972_5,
+        4.126_928_011_042_972,
+        7.126_928_011_042_972,
+        8.126_928_011_042_972,
+        11.126_928_011_042_972,
+        12.126_928_011_042_972,
+    ];
     for (g, w) in y.as_slice::<f64>().unwrap().iter().zip(want) {
         assert!((g - w).abs() < 1e-12, "{g} vs {w}");
     }
@@ -246,6 +286,9 @@ fn infer_with_constant_and_dynamic_axes() {
     let dynamic = Fact::new(DType::I64, vec![Dim::Known(1)]);
     let out = reduce_op(ReduceKind::Sum, true).infer(&[Some(&x), Some(&dynamic)]).unwrap();
     assert_eq!(out[0].shape, vec![Dim::Unknown, Dim::Unknown, Dim::Known(1), Dim::Unknown]);
+    let out = reduce_op(ReduceKind::Sum, false).infer(&[Some(&x), Some(&dynamic)]).unwrap();
+    assert_eq!(out[0].shape, vec![Dim::Unknown; 3]);
+    let dynamic = Fact::new(DType::I64, vec![Dim::Sym("K".into())]);
     let err = reduce_op(ReduceKind::Sum, false).infer(&[Some(&x), Some(&dynamic)]).unwrap_err();
     assert!(err.to_string().contains("axes must be constant"), "{err}");
     let bad = Fact::konst(Tensor::from_vec(vec![1], vec![4i64]));

@@ -11,7 +11,7 @@ fn node_resize_downsample_scales_cubic() {
 
 #[rustfmt::skip]
 #[test]
-fn node_resize_downsample_scales_cubic_A_n0p5_exclude_outside() {
+fn node_resize_downsample_scales_cubic_a_n0p5_exclude_outside() {
     let op = Op::Resize(Resize { mode: ResizeMode::Cubic, coord_mode: "half_pixel".into(), nearest_mode: "round_prefer_floor".into(), cubic_coeff_a: -0.5, exclude_outside: true, extrapolation_value: 0.0, axes: vec![], aspect_policy: "stretch".into() });
     let ins = vec![Some(tf(&[1,1,4,4], &[1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0,9.0,10.0,11.0,12.0,13.0,14.0,15.0,16.0])), None, Some(tf(&[4], &[1.0,1.0,0.8,0.8]))];
     let want = vec![tf(&[1,1,3,3], &[1.3681267,2.6695013,4.0133367,6.573625,7.875,9.218835,11.948966,13.250341,14.594176])];
@@ -155,7 +155,7 @@ fn node_resize_upsample_scales_cubic() {
 
 #[rustfmt::skip]
 #[test]
-fn node_resize_upsample_scales_cubic_A_n0p5_exclude_outside() {
+fn node_resize_upsample_scales_cubic_a_n0p5_exclude_outside() {
     let op = Op::Resize(Resize { mode: ResizeMode::Cubic, coord_mode: "half_pixel".into(), nearest_mode: "round_prefer_floor".into(), cubic_coeff_a: -0.5, exclude_outside: true, extrapolation_value: 0.0, axes: vec![], aspect_policy: "stretch".into() });
     let ins = vec![Some(tf(&[1,1,4,4], &[1.0,2.0,3.0,4.0,5.0,6.0,7.0,8.0,9.0,10.0,11.0,12.0,13.0,14.0,15.0,16.0])), None, Some(tf(&[4], &[1.0,1.0,2.0,2.0]))];
     let want = vec![tf(&[1,1,8,8], &[0.5588235,0.81494206,1.3569825,1.8970588,2.3970587,2.9371352,3.4791756,3.735294,1.5832976,1.839416,2.3814566,2.9215329,3.4215329,3.9616091,4.5036497,4.759768,3.7514594,4.007578,4.5496182,5.0896945,5.5896945,6.1297708,6.6718116,6.92793,5.9117646,6.1678834,6.7099237,7.25,7.75,8.290076,8.832117,9.088235,7.9117646,8.167883,8.709924,9.25,9.75,10.290076,10.832117,11.088235,10.07207,10.328189,10.870229,11.410305,11.910305,12.450381,12.992422,13.248541,12.2402315,12.49635,13.038391,13.578467,14.078467,14.618544,15.1605835,15.416702,13.264706,13.520824,14.062865,14.6029415,15.1029415,15.643018,16.185059,16.441177])];

@@ -41,7 +41,9 @@ pub(crate) fn strided<T: Elem>(src: &[T], base: isize, dims: &[usize], st: &[isi
             out.extend_from_slice(&src[o as usize..o as usize + n_last])
         });
     } else if s_last == 0 {
-        for_each_offset(base, &d[..r - 1], &s[..r - 1], |o| out.extend(std::iter::repeat_n(src[o as usize], n_last)));
+        for_each_offset(base, &d[..r - 1], &s[..r - 1], |o| {
+            out.extend(std::iter::repeat_n(src[o as usize], n_last))
+        });
     } else if r >= 2 && s[r - 2] == 1 {
         // A transpose of the last two axes: copy in tiles to stay in cache.
         const B: usize = 32;
@@ -150,7 +152,13 @@ pub(crate) fn gather<T: Elem>(src: &[T], outer: usize, dim: usize, inner: usize,
 }
 
 /// GatherElements: output coords `c` read `src` at `c` with axis `axis` replaced by the index.
-pub(crate) fn gather_elements<T: Elem>(src: &[T], shape: &[usize], axis: usize, idx_shape: &[usize], idx: &[usize]) -> Vec<T> {
+pub(crate) fn gather_elements<T: Elem>(
+    src: &[T],
+    shape: &[usize],
+    axis: usize,
+    idx_shape: &[usize],
+    idx: &[usize],
+) -> Vec<T> {
     let st = strides(shape);
     let r = idx_shape.len();
     let mut out = Vec::with_capacity(idx.len());

@@ -2,8 +2,8 @@
 
 use super::copy;
 use super::{
-    check_split, flatten_axis, ints, pad_amounts, reshape_dims, shape_range, slice_axis, slice_spec, split_even,
-    squeeze_axes, transpose_perm, unsqueeze_dims,
+    check_split, flatten_axis, ints, pad_amounts, reshape_dims, shape_range, slice_axis, slice_spec,
+    split_even, squeeze_axes, transpose_perm, unsqueeze_dims,
 };
 use crate::ir::{Dim, Op, PadMode, broadcast_concrete, known_shape};
 use crate::ops::{norm_axis, tensor_at};
@@ -14,7 +14,8 @@ use anyhow::{Result, anyhow, bail, ensure};
 /// Evaluates the ops of this family.
 pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
     if matches!(op, Op::Identity | Op::Dropout { .. }) {
-        let x = inputs.get_mut(0).and_then(|t| t.take()).ok_or_else(|| anyhow!("required input 0 is missing"))?;
+        let x =
+            inputs.get_mut(0).and_then(|t| t.take()).ok_or_else(|| anyhow!("required input 0 is missing"))?;
         return Ok(vec![x]);
     }
     let x = tensor_at(&inputs, 0)?;
@@ -34,7 +35,8 @@ pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
                 Some(a) => squeeze_axes(&known_shape(x.shape()), &ints(a, "axes")?)?,
                 None => (0..x.rank()).filter(|&i| x.shape()[i] == 1).collect(),
             };
-            let dims = x.shape().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
+            let dims =
+                x.shape().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect();
             one(reshape_to(x, dims)?)
         }
         Op::Unsqueeze => {
@@ -48,7 +50,9 @@ pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
             one(Tensor::new(dims, data)?)
         }
         Op::Concat { axis } => one(concat(*axis, &inputs)?),
-        Op::Split { axis, num_outputs } => split(x, *axis, *num_outputs, inputs.get(1).and_then(|t| t.as_ref())),
+        Op::Split { axis, num_outputs } => {
+            split(x, *axis, *num_outputs, inputs.get(1).and_then(|t| t.as_ref()))
+        }
         Op::Slice => one(slice(x, &inputs)?),
         Op::Gather { axis } => one(gather(x, tensor_at(&inputs, 1)?, *axis)?),
         Op::GatherElements { axis } => one(gather_elements(x, tensor_at(&inputs, 1)?, *axis)?),
@@ -112,7 +116,7 @@ fn reshape_to(x: &Tensor, dims: Vec<usize>) -> Result<Tensor> {
 }
 
 /// Typed slice of a tensor whose dtype was already checked to be `T`'s.
-fn typed<'a, T: Elem>(t: &'a Tensor) -> Result<&'a [T]> {
+fn typed<T: Elem>(t: &Tensor) -> Result<&[T]> {
     t.as_slice::<T>().ok_or_else(|| anyhow!("expected {}, got {}", T::DTYPE, t.dtype()))
 }
 
@@ -125,7 +129,12 @@ fn concat(axis: i64, inputs: &[Option<Tensor>]) -> Result<Tensor> {
     let mut out = first.shape().to_vec();
     out[a] = 0;
     for t in &ts {
-        ensure!(t.dtype() == first.dtype(), "Concat inputs differ in dtype: {} vs {}", first.dtype(), t.dtype());
+        ensure!(
+            t.dtype() == first.dtype(),
+            "Concat inputs differ in dtype: {} vs {}",
+            first.dtype(),
+            t.dtype()
+        );
         let ok = t.rank() == r && (0..r).all(|i| i == a || t.shape()[i] == first.shape()[i]);
         ensure!(ok, "Concat on axis {a}: shapes {} do not fit", shapes());
         out[a] += t.shape()[a];
@@ -223,7 +232,7 @@ fn gather_elements(x: &Tensor, idx: &Tensor, axis: i64) -> Result<Tensor> {
     Ok(Tensor::new(idx.shape().to_vec(), data)?)
 }
 
-fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
+pub(super) fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Tensor> {
     let dt = start.dtype();
     for t in [start, limit, delta] {
         ensure!(t.len() == 1, "Range inputs must be scalars, got shape {:?}", t.shape());
