@@ -42,8 +42,8 @@ fn inspect_json_has_the_documented_keys() {
     for k in ["params", "macs", "weight_bytes", "activation_bytes", "layers"] {
         assert!(v.get(k).is_some(), "missing key {k}");
     }
-    // LeNet-like MNIST CNN: 5,936 weights + biases; conv1 8x1x5x5 on 28x28 = 156,800 MACs.
-    assert_eq!(v["params"], 5936 + 34);
+    // 200 + 3,200 + 2,560 weights and 8 + 16 + 10 biases; conv1 8x1x5x5 on 28x28 = 156,800 MACs.
+    assert_eq!(v["params"], 5994);
     assert_eq!(v["layers"][0]["macs"], 156_800);
 }
 

@@ -118,8 +118,10 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     v.into_iter().map(|(_, p)| p).collect()
 }
 
+/// Import errors that say a feature is unsupported ("unsupported", "not supported").
 fn is_unsupported(e: &anyhow::Error) -> bool {
-    format!("{e:#}").to_lowercase().contains("unsupported")
+    let msg = format!("{e:#}").to_lowercase();
+    msg.contains("unsupported") || msg.contains("not supported")
 }
 
 /// Runs one case: import (errors mentioning "unsupported" make it Unsupported), run, compare.
@@ -285,7 +287,7 @@ fn onnx_node_conformance() {
     let mut per_op: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
     let mut total = [0usize; 4];
     for r in &results {
-        per_op.entry(&r.op).or_default()[r.status as usize] += 1;
+        per_op.entry(r.op.as_str()).or_default()[r.status as usize] += 1;
         total[r.status as usize] += 1;
     }
     let mut table = format!("{:<36} {:>5} {:>5} {:>6} {:>5}\n", "op", "pass", "fail", "unsup", "error");

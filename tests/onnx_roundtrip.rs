@@ -689,7 +689,7 @@ fn node_suite_tensors() {
     }
     let (name, x) = onnx::read_tensor_pb(&dir.join("input_0.pb")).unwrap();
     assert_eq!(name, "x");
-    assert_eq!(x.shape(), &[1, 1, 5, 5]);
+    assert_eq!(x.shape(), &[1, 1, 7, 5]);
     assert_eq!(x.f32s().unwrap()[..3], [0.0, 1.0, 2.0]);
     let (_, y) = onnx::read_tensor_pb(&dir.join("output_0.pb")).unwrap();
     assert_eq!(y.shape(), &[1, 1, 4, 3]);

@@ -175,7 +175,7 @@ mod tests {
             format!("{:#}", load_mnist_split(&dir, false).unwrap_err()).contains("3 images but 2 labels")
         );
         let bad = dir.join("bad.gz");
-        std::fs::write(&bad, &[0x1f, 0x8b, 8, 0, 1, 2]).unwrap();
+        std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 1, 2]).unwrap();
         assert!(format!("{:#}", read_idx(&bad).unwrap_err()).contains("corrupt or truncated gzip"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

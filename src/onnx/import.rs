@@ -208,6 +208,9 @@ fn import_graph(gp: &GraphProto, opset: i64) -> Result<Graph> {
         let v = scope.get(name).with_context(|| format!("graph output \"{name}\""))?;
         g.outputs.push(v);
     }
+    // Nodes whose outputs were all folded into constants (e.g. Shape of a known shape), or
+    // that nothing reads, are dropped.
+    g.remove_dead()?;
     Ok(g)
 }
 

@@ -6,8 +6,6 @@ mod bcast;
 mod binary;
 pub mod math;
 #[cfg(test)]
-mod node_check;
-#[cfg(test)]
 mod tests;
 mod unary;
 

@@ -39,12 +39,12 @@ impl Plan {
             if out[d] == 1 {
                 continue;
             }
-            if let (Some(last_dim), Some(last_st)) = (dims.last_mut(), strides.last_mut()) {
-                if (0..3).all(|k| last_st[k] == in_strides[d][k] * out[d]) {
-                    *last_dim *= out[d];
-                    *last_st = in_strides[d];
-                    continue;
-                }
+            if let (Some(last_dim), Some(last_st)) = (dims.last_mut(), strides.last_mut())
+                && (0..3).all(|k| last_st[k] == in_strides[d][k] * out[d])
+            {
+                *last_dim *= out[d];
+                *last_st = in_strides[d];
+                continue;
             }
             dims.push(out[d]);
             strides.push(in_strides[d]);
@@ -78,8 +78,8 @@ impl Plan {
         for d in (0..nd - 1).rev() {
             idx[d] = rr % outer[d];
             rr /= outer[d];
-            for k in 0..3 {
-                offs[k] += idx[d] * self.strides[d][k];
+            for (o, s) in offs.iter_mut().zip(self.strides[d]) {
+                *o += idx[d] * s;
             }
         }
         let is = self.strides[nd - 1];
@@ -93,14 +93,14 @@ impl Plan {
             c = 0;
             for d in (0..nd - 1).rev() {
                 idx[d] += 1;
-                for k in 0..3 {
-                    offs[k] += self.strides[d][k];
+                for (o, s) in offs.iter_mut().zip(self.strides[d]) {
+                    *o += s;
                 }
                 if idx[d] < outer[d] {
                     break;
                 }
-                for k in 0..3 {
-                    offs[k] -= outer[d] * self.strides[d][k];
+                for (o, s) in offs.iter_mut().zip(self.strides[d]) {
+                    *o -= outer[d] * s;
                 }
                 idx[d] = 0;
             }

@@ -166,7 +166,7 @@ fn every_float_unary_matches_f64_math() {
         // Large enough to take the parallel path.
         let x = rand_f32(&mut rng, &[3, 30_000], lo, hi);
         let xs = f32s(&x);
-        let y = run(Op::Unary(u), &[x.clone()]).unwrap();
+        let y = run(Op::Unary(u), std::slice::from_ref(&x)).unwrap();
         for (&a, &b) in xs.iter().zip(f32s(&y).iter()) {
             let want = unary_ref(u, a as f64);
             if (b as f64 - want).abs() > 2e-6 * want.abs().max(1.0) {
@@ -175,7 +175,7 @@ fn every_float_unary_matches_f64_math() {
             }
         }
         let x64 = x.cast(DType::F64);
-        let y64 = run(Op::Unary(u), &[x64.clone()]).unwrap();
+        let y64 = run(Op::Unary(u), std::slice::from_ref(&x64)).unwrap();
         for (&a, &b) in x64.as_slice::<f64>().unwrap().iter().zip(y64.as_slice::<f64>().unwrap()) {
             let want = unary_ref(u, a);
             if (b - want).abs() > 1e-12 * want.abs().max(1.0) {
@@ -190,25 +190,25 @@ fn every_float_unary_matches_f64_math() {
 #[test]
 fn unary_special_cases() {
     let x = Tensor::from_vec(vec![6], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.0, 0.0, 2.5]);
-    let nan = run(Op::Unary(Unary::IsNaN), &[x.clone()]).unwrap();
+    let nan = run(Op::Unary(Unary::IsNaN), std::slice::from_ref(&x)).unwrap();
     assert_eq!(nan.as_slice::<bool>().unwrap(), &[true, false, false, false, false, false]);
-    let inf = run(Op::Unary(Unary::IsInf { neg: true, pos: false }), &[x.clone()]).unwrap();
+    let inf = run(Op::Unary(Unary::IsInf { neg: true, pos: false }), std::slice::from_ref(&x)).unwrap();
     assert_eq!(inf.as_slice::<bool>().unwrap(), &[false, false, true, false, false, false]);
-    let r = run(Op::Unary(Unary::Round), &[x.clone()]).unwrap();
+    let r = run(Op::Unary(Unary::Round), std::slice::from_ref(&x)).unwrap();
     assert_eq!(f32s(&r)[3..], [-1.0, 0.0, 2.0]);
     let s = run(Op::Unary(Unary::Sigmoid), &[Tensor::from_vec(vec![2], vec![-1000.0f32, 1000.0])]).unwrap();
     assert!(f32s(&s)[0] < 1e-38 && f32s(&s)[1] == 1.0);
     let i = Tensor::from_vec(vec![4], vec![-3i32, 0, 5, i32::MIN]);
     assert_eq!(
-        run(Op::Unary(Unary::Abs), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        run(Op::Unary(Unary::Abs), std::slice::from_ref(&i)).unwrap().as_slice::<i32>().unwrap(),
         &[3, 0, 5, i32::MIN]
     );
     assert_eq!(
-        run(Op::Unary(Unary::Neg), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        run(Op::Unary(Unary::Neg), std::slice::from_ref(&i)).unwrap().as_slice::<i32>().unwrap(),
         &[3, 0, -5, i32::MIN]
     );
     assert_eq!(
-        run(Op::Unary(Unary::Sign), &[i.clone()]).unwrap().as_slice::<i32>().unwrap(),
+        run(Op::Unary(Unary::Sign), std::slice::from_ref(&i)).unwrap().as_slice::<i32>().unwrap(),
         &[-1, 0, 1, -1]
     );
     assert_eq!(run(Op::Unary(Unary::Not), &[i]).unwrap().as_slice::<i32>().unwrap(), &[2, -1, -6, i32::MAX]);
@@ -425,7 +425,7 @@ fn clip_with_and_without_bounds() {
     assert_eq!(f32s(&y)[..4], [-2.0, -0.5, 0.0, 0.25]);
     let y = Op::Clip.eval(&[Some(&x), Some(&lo)]).unwrap().remove(0);
     assert_eq!(f32s(&y)[..4], [-1.0, -0.5, 0.0, 0.5]);
-    assert_eq!(f32s(&run(Op::Clip, &[x.clone()]).unwrap())[..4], [-2.0, -0.5, 0.0, 0.5]);
+    assert_eq!(f32s(&run(Op::Clip, std::slice::from_ref(&x)).unwrap())[..4], [-2.0, -0.5, 0.0, 0.5]);
     // test_clip_min_greater_than_max: the max wins.
     let y = run(
         Op::Clip,
@@ -448,7 +448,7 @@ fn variadic_ops() {
     assert_eq!(v(Variadic::Min, &[a.clone(), b.clone(), c.clone()]), [1.0, 2.0, 1.0]);
     assert_eq!(v(Variadic::Sum, &[a.clone(), b.clone(), c.clone()]), [6.0, 11.0, 8.0]);
     assert_eq!(v(Variadic::Mean, &[a.clone(), b.clone(), c.clone()]), [2.0, 11.0 / 3.0, 8.0 / 3.0]);
-    assert_eq!(v(Variadic::Mean, &[a.clone()]), [3.0, 2.0, 1.0]);
+    assert_eq!(v(Variadic::Mean, std::slice::from_ref(&a)), [3.0, 2.0, 1.0]);
     let n = Tensor::from_vec(vec![2, 1], vec![f32::NAN, 0.0]);
     let m = v(Variadic::Max, &[n.clone(), a.clone()]);
     assert!(m[..3].iter().all(|x| x.is_nan()) && m[3..] == [3.0, 2.0, 1.0]);

@@ -41,7 +41,7 @@ pub fn eval(op: &Op, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         Op::Gemm(g) => matmul::eval_gemm(g, &inputs),
         Op::MatMul => matmul::eval_matmul(&inputs),
         Op::BatchNorm(b) => norm::eval_batch_norm(b, inputs),
-        Op::LayerNorm(l) => norm::eval_layer_norm(l, &inputs),
+        Op::LayerNorm(l) => norm::eval_layer_norm(l, inputs),
         Op::Softmax { axis, log, legacy } => norm::eval_softmax(*axis, *log, *legacy, inputs),
         Op::MaxPool(p) => pool::eval_max_pool(p, &inputs),
         Op::AveragePool(p) => pool::eval_avg_pool(p, &inputs),

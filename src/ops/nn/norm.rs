@@ -150,18 +150,24 @@ fn expand_param(p: &Tensor, norm_shape: &[usize], name: &str) -> Result<Vec<f32>
 }
 
 /// LayerNorm evaluation over contiguous rows.
-pub(super) fn eval_layer_norm(l: &LayerNorm, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>> {
-    let x = tensor_at(inputs, 0)?;
-    let shape = x.shape().to_vec();
+pub(super) fn eval_layer_norm(l: &LayerNorm, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
+    let x = inputs
+        .get_mut(0)
+        .and_then(|t| t.take())
+        .ok_or_else(|| anyhow::anyhow!("required input 0 is missing"))?;
+    let (shape, dtype) = (x.shape().to_vec(), x.dtype());
     let axis = norm_axis(l.axis, shape.len())?;
     let (rows, cols) = (numel(&shape[..axis]), numel(&shape[axis..]));
-    let scale = expand_param(tensor_at(inputs, 1)?, &shape[axis..], "scale")?;
+    let scale = expand_param(tensor_at(&inputs, 1)?, &shape[axis..], "scale")?;
     let bias = inputs
         .get(2)
         .and_then(|t| t.as_ref())
         .map(|b| expand_param(b, &shape[axis..], "bias"))
         .transpose()?;
-    let mut y = f32_data(x)?.into_owned();
+    if !dtype.is_float() {
+        bail!("LayerNormalization needs a float input, got {dtype}");
+    }
+    let mut y = take_f32(x)?;
     let mut stats = vec![(0f32, 0f32); rows];
     let eps = l.epsilon;
     let row = |(r, st): (&mut [f32], &mut (f32, f32))| {
@@ -189,7 +195,7 @@ pub(super) fn eval_layer_norm(l: &LayerNorm, inputs: &[Option<Tensor>]) -> Resul
     }
     let mut st_shape = shape[..axis].to_vec();
     st_shape.extend(std::iter::repeat_n(1, shape.len() - axis));
-    let y = f32_tensor(shape, y, x.dtype());
+    let y = f32_tensor(shape, y, dtype);
     if !l.stats {
         return Ok(vec![y]);
     }

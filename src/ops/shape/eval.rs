@@ -86,7 +86,8 @@ pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
                 x.shape()
             );
             let reps: Vec<usize> = reps.iter().map(|&r| r as usize).collect();
-            let dims: Vec<usize> = x.shape().iter().zip(&reps).map(|(d, r)| d * r).collect();
+            let dims: Vec<usize> = x.shape().iter().zip(&reps).map(|(d, r)| d.saturating_mul(*r)).collect();
+            crate::tensor::checked_numel(&dims).map_err(|e| anyhow!("Tile: {e}"))?;
             if numel(&dims) == 0 {
                 return one(Tensor::zeros(x.dtype(), dims));
             }
@@ -99,7 +100,10 @@ pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
 
 /// Non-negative values as dims.
 fn to_dims(v: &[i64], op: &str) -> Result<Vec<usize>> {
-    v.iter().map(|&n| usize::try_from(n).map_err(|_| anyhow!("{op}: negative dim {n} in {v:?}"))).collect()
+    let dims: Vec<usize> =
+        v.iter().map(|&n| usize::try_from(n).map_err(|_| anyhow!("{op}: negative dim {n} in {v:?}"))).collect::<Result<_>>()?;
+    crate::tensor::checked_numel(&dims).map_err(|e| anyhow!("{op}: {e}"))?;
+    Ok(dims)
 }
 
 /// Reshape sharing storage, from fully known dims.
@@ -243,7 +247,7 @@ pub(super) fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Te
         let (s, l, d) = (start.to_f64_vec()[0], limit.to_f64_vec()[0], delta.to_f64_vec()[0]);
         ensure!(d != 0.0 && d.is_finite(), "Range delta must be finite and non-zero, got {d}");
         let n = ((l - s) / d).ceil().max(0.0);
-        ensure!(n < 1e10, "Range({s}, {l}, {d}) is too long ({n} elements)");
+        ensure!(n <= crate::tensor::MAX_ELEMENTS as f64, "Range({s}, {l}, {d}) is too long ({n} elements)");
         let v: Vec<f64> = (0..n as usize).map(|i| s + i as f64 * d).collect();
         return Ok(Tensor::from_vec(vec![v.len()], v).cast(dt));
     }
@@ -251,7 +255,7 @@ pub(super) fn range(start: &Tensor, limit: &Tensor, delta: &Tensor) -> Result<Te
     let (s, l, d) = (one(start)?, one(limit)?, one(delta)?);
     ensure!(d != 0, "Range delta must not be 0");
     let n = if d > 0 { (l - s + d - 1).div_euclid(d) } else { (s - l - d - 1).div_euclid(-d) }.max(0);
-    ensure!(n < 1 << 34, "Range({s}, {l}, {d}) is too long ({n} elements)");
+    ensure!(n <= crate::tensor::MAX_ELEMENTS as i128, "Range({s}, {l}, {d}) is too long ({n} elements)");
     let v: Vec<i64> = (0..n).map(|i| (s + i * d) as i64).collect();
     Ok(Tensor::from_vec(vec![v.len()], v).cast(dt))
 }
