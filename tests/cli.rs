@@ -75,7 +75,8 @@ fn run_writes_sanitised_outputs_and_propagates_nan() {
     let d = tmpdir("run");
     let model = relu_model(&d);
     let x = d.join("x.npy");
-    write_npy(&x, &Tensor::from_vec(vec![2, 4], vec![-1f32, 2., f32::NAN, 0., 5., -3., 1., f32::NAN])).unwrap();
+    write_npy(&x, &Tensor::from_vec(vec![2, 4], vec![-1f32, 2., f32::NAN, 0., 5., -3., 1., f32::NAN]))
+        .unwrap();
     let outdir = d.join("o");
     let out = pare(&["run", s(&model), "--input", &format!("x={}", s(&x)), "--output-dir", s(&outdir)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -130,12 +131,18 @@ fn node(op: &str, ins: &[&str], outs: &[&str]) -> proto::NodeProto {
 fn value_info(name: &str, dims: &[i64]) -> proto::ValueInfoProto {
     use proto::tensor_shape_proto::{Dimension, dimension::Value};
     let shape = proto::TensorShapeProto {
-        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() }).collect(),
+        dim: dims
+            .iter()
+            .map(|&d| Dimension { value: Some(Value::DimValue(d)), ..Default::default() })
+            .collect(),
     };
     let tt = proto::type_proto::Tensor { elem_type: Some(1), shape: Some(shape) };
     proto::ValueInfoProto {
         name: Some(name.into()),
-        r#type: Some(proto::TypeProto { value: Some(proto::type_proto::Value::TensorType(tt)), ..Default::default() }),
+        r#type: Some(proto::TypeProto {
+            value: Some(proto::type_proto::Value::TensorType(tt)),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -162,7 +169,8 @@ fn write_model(path: &Path, nodes: Vec<proto::NodeProto>, inits: Vec<proto::Tens
 fn unsupported_ops_are_all_named() {
     let d = tmpdir("unsupported");
     let p = d.join("weird.onnx");
-    let nodes = vec![node("FooBar", &["x"], &["a"]), node("Relu", &["a"], &["b"]), node("BazQux", &["b"], &["y"])];
+    let nodes =
+        vec![node("FooBar", &["x"], &["a"]), node("Relu", &["a"], &["b"]), node("BazQux", &["b"], &["y"])];
     write_model(&p, nodes, vec![], &[1, 4]);
     fails_with(&pare(&["inspect", s(&p)]), &["weird.onnx", "FooBar", "BazQux"]);
 }
@@ -187,7 +195,9 @@ fn absurd_sizes_are_refused_before_allocating() {
     // ConstantOfShape asked at run time for a huge tensor
     let p = d.join("huge-cos.onnx");
     let mut shape_in = value_info("x", &[2]);
-    if let Some(proto::type_proto::Value::TensorType(t)) = shape_in.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+    if let Some(proto::type_proto::Value::TensorType(t)) =
+        shape_in.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
         t.elem_type = Some(7); // int64
     }
     let graph = proto::GraphProto {

@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/mnist-conv.onnx");
 
 #[derive(Parser)]
-#[command(name = "pare", version, about = "Make trained neural networks smaller and faster (ONNX in, ONNX out)")]
+#[command(
+    name = "pare",
+    version,
+    about = "Make trained neural networks smaller and faster (ONNX in, ONNX out)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -192,7 +196,14 @@ pub fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect()
 }
 
-fn run(model: &Path, args: &[String], seed: u64, out_dir: &Path, batch: Option<usize>, threads: usize) -> Result<()> {
+fn run(
+    model: &Path,
+    args: &[String],
+    seed: u64,
+    out_dir: &Path,
+    batch: Option<usize>,
+    threads: usize,
+) -> Result<()> {
     let g = pare::onnx::load(model)?;
     let mut given = read_inputs(args)?;
     for name in given.keys() {
@@ -261,7 +272,11 @@ fn demo(out_dir: &Path) -> Result<()> {
 
     let mut opt = g.clone();
     pare::passes::optimize(&mut opt)?;
-    println!("\noptimised: {} nodes -> {} nodes (bias folding, activation fusion)", g.node_count(), opt.node_count());
+    println!(
+        "\noptimised: {} nodes -> {} nodes (bias folding, activation fusion)",
+        g.node_count(),
+        opt.node_count()
+    );
 
     // Check the optimised graph against the unoptimised one on random inputs.
     let x = profile::random_inputs(&g.with_batch(1)?, 7)?;
@@ -271,7 +286,10 @@ fn demo(out_dir: &Path) -> Result<()> {
     println!("optimised vs reference output: max |diff| = {diff:.2e}");
 
     for batch in [1, 32] {
-        let r = profile::bench(&g, &BenchOptions { batch: Some(batch), threads: 0, warmup: 20, iters: 200, seed: 0 })?;
+        let r = profile::bench(
+            &g,
+            &BenchOptions { batch: Some(batch), threads: 0, warmup: 20, iters: 200, seed: 0 },
+        )?;
         println!();
         print_bench(&format!("bench batch {batch}"), &r);
     }

@@ -13,7 +13,8 @@ pub fn set_batch(g: &Graph, n: usize) -> Result<Graph> {
     if n == 0 {
         bail!("batch size must be at least 1");
     }
-    let old: Vec<Option<usize>> = g.inputs.iter().map(|&i| g.fact(i).shape.first().and_then(Dim::known)).collect();
+    let old: Vec<Option<usize>> =
+        g.inputs.iter().map(|&i| g.fact(i).shape.first().and_then(Dim::known)).collect();
     let b0 = old.iter().flatten().next().copied();
     let mut out = Graph::new();
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();

@@ -66,7 +66,9 @@ fn as_act(g: &Graph, n: NodeId) -> Option<Act> {
         Op::Unary(Unary::Relu) => Some(Act::Relu),
         Op::Unary(Unary::LeakyRelu(a)) => Some(Act::LeakyRelu(*a)),
         Op::Unary(Unary::Sigmoid) => Some(Act::Sigmoid),
-        Op::Unary(Unary::HardSigmoid { alpha, beta }) => Some(Act::HardSigmoid { alpha: *alpha, beta: *beta }),
+        Op::Unary(Unary::HardSigmoid { alpha, beta }) => {
+            Some(Act::HardSigmoid { alpha: *alpha, beta: *beta })
+        }
         Op::Unary(Unary::HardSwish) => Some(Act::HardSwish),
         Op::Clip => {
             let bound = |i: usize, default: f32| -> Option<f32> {
@@ -141,8 +143,8 @@ pub fn matmul_add_to_gemm(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
     let c_ok = c.dtype() == crate::tensor::DType::F32
         && c.len() == ncols
         && (c.rank() == 1 || (c.rank() == 2 && c.shape()[0] == 1));
-    let out_rank_ok = g.fact(add.outputs[0]).shape.len() == 2
-        && g.fact(add.outputs[0]).shape[1] == Dim::Known(ncols);
+    let out_rank_ok =
+        g.fact(add.outputs[0]).shape.len() == 2 && g.fact(add.outputs[0]).shape[1] == Dim::Known(ncols);
     if !c_ok || !out_rank_ok {
         return None;
     }

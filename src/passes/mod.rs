@@ -5,8 +5,8 @@ mod batch;
 mod fuse;
 mod simplify;
 
-use crate::ir::{Graph, NodeId, ValueId};
 use crate::ir::Patch;
+use crate::ir::{Graph, NodeId, ValueId};
 use anyhow::{Context, Result};
 
 pub use batch::set_batch;

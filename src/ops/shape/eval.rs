@@ -100,8 +100,10 @@ pub fn eval(op: &Op, mut inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
 
 /// Non-negative values as dims.
 fn to_dims(v: &[i64], op: &str) -> Result<Vec<usize>> {
-    let dims: Vec<usize> =
-        v.iter().map(|&n| usize::try_from(n).map_err(|_| anyhow!("{op}: negative dim {n} in {v:?}"))).collect::<Result<_>>()?;
+    let dims: Vec<usize> = v
+        .iter()
+        .map(|&n| usize::try_from(n).map_err(|_| anyhow!("{op}: negative dim {n} in {v:?}")))
+        .collect::<Result<_>>()?;
     crate::tensor::checked_numel(&dims).map_err(|e| anyhow!("{op}: {e}"))?;
     Ok(dims)
 }
