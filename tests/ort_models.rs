@@ -137,8 +137,13 @@ fn mnist_conv_reference_data() {
     let rt = Runtime::new(pare::onnx::load(&model).unwrap(), RunOptions::default()).unwrap();
     let got = rt.run(vec![input]).unwrap();
     let (d, _) = diff(&got[0], &want, "mnist-conv test_data_set_0");
-    eprintln!("mnist-conv test_data_set_0: max abs diff {d:.3e}");
-    assert!(d <= 1e-3, "mnist-conv output differs from output_0.pb by {d:e} (> 1e-3)");
+    // The logits reach ~6.6e3, where one f32 ulp is ~5e-4: compare relative to the output scale.
+    let scale = want.f32s().unwrap().iter().fold(0f32, |m, x| m.max(x.abs()));
+    eprintln!("mnist-conv test_data_set_0: max abs diff {d:.3e} (output scale {scale:.1})");
+    assert!(
+        d <= 1e-6 * f64::from(scale.max(1.0)),
+        "mnist-conv output differs from output_0.pb by {d:e} (scale {scale})"
+    );
 }
 
 #[test]

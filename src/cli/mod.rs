@@ -255,10 +255,10 @@ fn optimize(model: &Path, output: &Path) -> Result<()> {
 
 /// Errors if `output` is the same file as `input`.
 fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
-    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize()) {
-        if a == b {
-            bail!("refusing to overwrite the input model {}", input.display());
-        }
+    if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
+        && a == b
+    {
+        bail!("refusing to overwrite the input model {}", input.display());
     }
     Ok(())
 }

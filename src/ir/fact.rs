@@ -99,7 +99,7 @@ impl fmt::Display for Fact {
 pub fn broadcast_dim(a: &Dim, b: &Dim) -> Option<Dim> {
     match (a, b) {
         (Dim::Known(1), x) | (x, Dim::Known(1)) => Some(x.clone()),
-        (Dim::Known(x), Dim::Known(y)) => (x == y).then(|| Dim::Known(*x)),
+        (Dim::Known(x), Dim::Known(y)) => (x == y).then_some(Dim::Known(*x)),
         (Dim::Known(x), _) | (_, Dim::Known(x)) => Some(Dim::Known(*x)),
         (Dim::Sym(x), Dim::Sym(y)) if x == y => Some(a.clone()),
         _ => Some(Dim::Unknown),

@@ -36,8 +36,12 @@ pub fn set_batch(g: &Graph, n: usize) -> Result<Graph> {
         let mut ins: Vec<Option<ValueId>> = node.inputs.iter().map(|i| i.map(|v| map[&v])).collect();
         if let (Op::Reshape { .. }, Some(b0), [Some(x), Some(s), ..]) = (&node.op, b0, ins.as_slice()) {
             let x_batch = out.fact(*x).shape.first().and_then(Dim::known);
-            if let Some(shape) = out.fact(*s).konst.as_ref().and_then(|t| t.to_i64_vec()) {
-                if shape.first() == Some(&(b0 as i64)) && x_batch == Some(n) && b0 != n {
+            if let Some(shape) = out.fact(*s).konst.as_ref().and_then(|t| t.to_i64_vec())
+                && shape.first() == Some(&(b0 as i64))
+                && x_batch == Some(n)
+                && b0 != n
+            {
+                {
                     let mut new = shape.clone();
                     new[0] = n as i64;
                     let name = format!("{}.shape_batch{}", node.name, n);

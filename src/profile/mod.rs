@@ -96,8 +96,11 @@ pub fn model_stats(g: &Graph) -> Result<ModelStats> {
         let node = g.node(n);
         let (mut params, mut wbytes) = (0, 0);
         for v in node.inputs.iter().flatten() {
-            if g.value(*v).producer.is_none() && seen.insert(*v) {
-                if let Some(k) = &g.fact(*v).konst {
+            if g.value(*v).producer.is_none()
+                && seen.insert(*v)
+                && let Some(k) = &g.fact(*v).konst
+            {
+                {
                     wbytes += k.byte_size() as u64;
                     if k.dtype().is_float() || matches!(k.dtype(), DType::I8 | DType::U8) {
                         params += k.len() as u64;

@@ -83,10 +83,8 @@ impl Runtime {
                 inputs.push(i.map(|v| {
                     let fresh = !slot_of.contains_key(&v.0);
                     let s = slot(v.0, &mut slot_of);
-                    if fresh {
-                        if let Some(k) = &graph.fact(v).konst {
-                            consts.push((s, k.clone()));
-                        }
+                    if fresh && let Some(k) = &graph.fact(v).konst {
+                        consts.push((s, k.clone()));
                     }
                     s
                 }));
@@ -100,10 +98,8 @@ impl Runtime {
             .map(|v| {
                 let fresh = !slot_of.contains_key(&v.0);
                 let s = slot(v.0, &mut slot_of);
-                if fresh {
-                    if let Some(k) = &graph.fact(*v).konst {
-                        consts.push((s, k.clone()));
-                    }
+                if fresh && let Some(k) = &graph.fact(*v).konst {
+                    consts.push((s, k.clone()));
                 }
                 s
             })
@@ -119,8 +115,11 @@ impl Runtime {
         let mut seen = vec![false; slot_of.len()];
         for step in steps.iter_mut().rev() {
             for (k, i) in step.inputs.iter().enumerate() {
-                if let Some(s) = *i {
-                    if !seen[s] && !keep[s] {
+                if let Some(s) = *i
+                    && !seen[s]
+                    && !keep[s]
+                {
+                    {
                         // moved only if no other input of the same step reads it
                         let dup = step.inputs.iter().filter(|j| **j == Some(s)).count() > 1;
                         step.last_use[k] = !dup;
@@ -179,10 +178,8 @@ impl Runtime {
             for (d, &n) in f.shape.iter().zip(t.shape()) {
                 match d {
                     Dim::Known(k) if *k != n => return Err(mismatch()),
-                    Dim::Sym(s) => {
-                        if *syms.entry(s).or_insert(n) != n {
-                            return Err(mismatch().context(format!("dimension {s} has two different sizes")));
-                        }
+                    Dim::Sym(s) if *syms.entry(s).or_insert(n) != n => {
+                        return Err(mismatch().context(format!("dimension {s} has two different sizes")));
                     }
                     _ => {}
                 }
