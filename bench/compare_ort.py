@@ -47,10 +47,9 @@ def ort_median_ms(path, threads, warmup, iters, seed=0):
     return statistics.median(times)
 
 
-def pare_median_ms(pare, path, threads, warmup, iters, batch=1):
+def pare_median_ms(pare, path, threads, warmup, iters):
     out = subprocess.run(
-        [pare, "bench", path, "--batch", str(batch), "--threads", str(threads),
-         "--warmup", str(warmup), "--iters", str(iters), "--json"],
+        [pare, "bench", path, "--threads", str(threads), "--warmup", str(warmup), "--iters", str(iters), "--json"],
         check=True, capture_output=True, text=True).stdout
     return json.loads(out)["latency_ms"]["p50"]
 
@@ -104,7 +103,7 @@ def main():
             subprocess.run([a.pare, "reshape", src, "--batch", "32", "-o", b32], check=True,
                            capture_output=True)
             iters = max(5, a.iters // 5)
-            p = pare_median_ms(a.pare, b32, a.threads, 2, iters, batch=32)
+            p = pare_median_ms(a.pare, b32, a.threads, 2, iters)
             o = ort_median_ms(b32, a.threads, 2, iters)
             rows.append((f"{model} batch 32 throughput", f"{32e3 / p:.1f} /s", f"{32e3 / o:.1f} /s", o / p,
                          "speed"))
