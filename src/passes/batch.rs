@@ -41,12 +41,10 @@ pub fn set_batch(g: &Graph, n: usize) -> Result<Graph> {
                 && x_batch == Some(n)
                 && b0 != n
             {
-                {
-                    let mut new = shape.clone();
-                    new[0] = n as i64;
-                    let name = format!("{}.shape_batch{}", node.name, n);
-                    ins[1] = Some(out.add_const(&name, Tensor::from_vec(vec![new.len()], new)));
-                }
+                let mut new = shape.clone();
+                new[0] = n as i64;
+                let name = format!("{}.shape_batch{}", node.name, n);
+                ins[1] = Some(out.add_const(&name, Tensor::from_vec(vec![new.len()], new)));
             }
         }
         let outs = out

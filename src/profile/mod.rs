@@ -100,11 +100,9 @@ pub fn model_stats(g: &Graph) -> Result<ModelStats> {
                 && seen.insert(*v)
                 && let Some(k) = &g.fact(*v).konst
             {
-                {
-                    wbytes += k.byte_size() as u64;
-                    if k.dtype().is_float() || matches!(k.dtype(), DType::I8 | DType::U8) {
-                        params += k.len() as u64;
-                    }
+                wbytes += k.byte_size() as u64;
+                if k.dtype().is_float() || matches!(k.dtype(), DType::I8 | DType::U8) {
+                    params += k.len() as u64;
                 }
             }
         }

@@ -119,12 +119,10 @@ impl Runtime {
                     && !seen[s]
                     && !keep[s]
                 {
-                    {
-                        // moved only if no other input of the same step reads it
-                        let dup = step.inputs.iter().filter(|j| **j == Some(s)).count() > 1;
-                        step.last_use[k] = !dup;
-                        seen[s] = true;
-                    }
+                    // moved only if no other input of the same step reads it
+                    let dup = step.inputs.iter().filter(|j| **j == Some(s)).count() > 1;
+                    step.last_use[k] = !dup;
+                    seen[s] = true;
                 }
             }
         }
