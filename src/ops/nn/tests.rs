@@ -5,15 +5,15 @@ use crate::tensor::{DType, Tensor, numel, strides};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn rand_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
+pub(super) fn rand_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
+pub(super) fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
     Tensor::from_vec(shape.to_vec(), v)
 }
 
-fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
+pub(super) fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
     let facts: Vec<Option<Fact>> =
         ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
     let frefs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
@@ -27,14 +27,14 @@ fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
     outs
 }
 
-fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+pub(super) fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}: element {i}: got {g}, want {w}");
     }
 }
 
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+pub(super) fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
     for d in (0..shape.len()).rev() {
         idx[d] = i % shape[d];

@@ -6,43 +6,7 @@ use crate::tensor::{DType, Tensor, numel, strides};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn rand_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-}
-
-fn t(shape: &[usize], v: Vec<f32>) -> Tensor {
-    Tensor::from_vec(shape.to_vec(), v)
-}
-
-fn run(op: &Op, ins: Vec<Option<Tensor>>) -> Vec<Tensor> {
-    let facts: Vec<Option<Fact>> =
-        ins.iter().map(|t| t.as_ref().map(|t| Fact::new(t.dtype(), known_shape(t.shape())))).collect();
-    let frefs: Vec<Option<&Fact>> = facts.iter().map(|f| f.as_ref()).collect();
-    let inferred = op.infer(&frefs).unwrap();
-    let outs = op.eval_owned(ins).unwrap();
-    assert_eq!(inferred.len(), outs.len(), "{op:?}");
-    for (f, o) in inferred.iter().zip(&outs) {
-        assert_eq!(f.shape, known_shape(o.shape()), "{op:?}: inferred vs evaluated shape");
-        assert_eq!(f.dtype, o.dtype());
-    }
-    outs
-}
-
-fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= tol * (1.0 + w.abs()), "{what}: element {i}: got {g}, want {w}");
-    }
-}
-
-fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for d in (0..shape.len()).rev() {
-        idx[d] = i % shape[d];
-        i /= shape[d];
-    }
-    idx
-}
+use super::tests::{assert_close, rand_vec, run, t, unravel};
 
 /// numpy matmul by definition: promote 1-D, broadcast batch dims.
 fn matmul_naive(a: &[f32], ash: &[usize], b: &[f32], bsh: &[usize]) -> (Vec<f32>, Vec<usize>) {
