@@ -1,6 +1,7 @@
 //! pare: make trained neural networks smaller and faster, ONNX in and ONNX out.
 #![warn(missing_docs)]
 
+pub mod autodiff;
 pub mod data;
 pub mod ir;
 pub mod onnx;
@@ -9,3 +10,5 @@ pub mod passes;
 pub mod profile;
 pub mod runtime;
 pub mod tensor;
+pub mod train;
+pub mod zoo;

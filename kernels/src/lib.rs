@@ -13,6 +13,7 @@
 
 mod act;
 mod conv;
+mod conv_backward;
 mod conv_transpose;
 mod depthwise;
 #[cfg(target_arch = "x86_64")]
@@ -20,15 +21,19 @@ mod depthwise_avx512;
 mod gemm;
 mod im2col;
 mod pool;
+mod pool_backward;
 pub mod reference;
 
 pub use act::{Act, bias_act};
 pub use conv::{ConvGeom, PackedConv, conv, conv_packed};
+pub use conv_backward::{conv_grad_bias, conv_grad_input, conv_grad_weight};
 pub use conv_transpose::{ConvTransposeGeom, conv_transpose};
 pub use gemm::{sgemm, sgemm_batched};
 pub use pool::{PoolGeom, avg_pool, global_avg_pool, max_pool};
+pub use pool_backward::{avg_pool_grad, max_pool_grad};
 pub use reference::{
-    avg_pool_ref, conv_ref, conv_transpose_ref, global_avg_pool_ref, max_pool_ref, sgemm_ref,
+    avg_pool_grad_ref, avg_pool_ref, conv_grad_input_ref, conv_grad_weight_ref, conv_ref, conv_transpose_ref,
+    global_avg_pool_ref, max_pool_grad_ref, max_pool_ref, sgemm_ref,
 };
 
 /// Raw pointer that may be shared between rayon tasks writing disjoint parts.

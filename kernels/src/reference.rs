@@ -200,3 +200,97 @@ pub fn global_avg_pool_ref(batch_channels: usize, spatial: usize, x: &[f32], out
         out[i] = if spatial == 0 { 0.0 } else { s / spatial as f32 };
     }
 }
+
+/// Calls `f(out_flat, in_flat, weight_flat)` (all within one plane / one
+/// filter) for every in-range tap of a convolution: shared by the gradient
+/// references.
+fn conv_taps(geom: &ConvGeom, mut f: impl FnMut(usize, usize, usize)) {
+    let ins = to3(&geom.in_spatial, 1);
+    let outs = to3(&geom.out_spatial(), 1);
+    let k = to3(&geom.kernel, 1);
+    let s = to3(&geom.strides, 1);
+    let d = to3(&geom.dilations, 1);
+    let pb = to3(&geom.pads_begin, 0);
+    for o in box3(outs) {
+        for kk in box3(k) {
+            let pos = [0, 1, 2].map(|a| in_pos(o[a], s[a], kk[a], d[a], pb[a], ins[a]));
+            if let [Some(p0), Some(p1), Some(p2)] = pos {
+                f(flat(o, outs), flat([p0, p1, p2], ins), flat(kk, k));
+            }
+        }
+    }
+}
+
+/// Reference for [`crate::conv_grad_input`]: scatter `dy * w` over every tap.
+pub fn conv_grad_input_ref(geom: &ConvGeom, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
+    let (cig, cog) = (geom.c_in / geom.groups, geom.c_out / geom.groups);
+    let ip: usize = geom.in_spatial.iter().product();
+    let op: usize = geom.out_spatial().iter().product();
+    let ks: usize = geom.kernel.iter().product();
+    dx[..geom.in_len()].fill(0.0);
+    for b in 0..geom.batch {
+        for oc in 0..geom.c_out {
+            let g = oc / cog;
+            for ci in 0..cig {
+                let ic = g * cig + ci;
+                conv_taps(geom, |o, i, t| {
+                    dx[(b * geom.c_in + ic) * ip + i] +=
+                        dy[(b * geom.c_out + oc) * op + o] * weight[(oc * cig + ci) * ks + t];
+                });
+            }
+        }
+    }
+}
+
+/// Reference for [`crate::conv_grad_weight`]: `dw += dy * x` over every tap
+/// and image.
+pub fn conv_grad_weight_ref(geom: &ConvGeom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let (cig, cog) = (geom.c_in / geom.groups, geom.c_out / geom.groups);
+    let ip: usize = geom.in_spatial.iter().product();
+    let op: usize = geom.out_spatial().iter().product();
+    let ks: usize = geom.kernel.iter().product();
+    dw[..geom.weight_len()].fill(0.0);
+    for b in 0..geom.batch {
+        for oc in 0..geom.c_out {
+            let g = oc / cog;
+            for ci in 0..cig {
+                let ic = g * cig + ci;
+                conv_taps(geom, |o, i, t| {
+                    dw[(oc * cig + ci) * ks + t] +=
+                        dy[(b * geom.c_out + oc) * op + o] * x[(b * geom.c_in + ic) * ip + i];
+                });
+            }
+        }
+    }
+}
+
+/// Reference for [`crate::max_pool_grad`]: `dx[argmax[q]] += dy[q]`.
+pub fn max_pool_grad_ref(geom: &PoolGeom, dy: &[f32], argmax: &[i64], dx: &mut [f32]) {
+    dx[..geom.in_len()].fill(0.0);
+    for q in 0..geom.out_len() {
+        if argmax[q] >= 0 {
+            dx[argmax[q] as usize] += dy[q];
+        }
+    }
+}
+
+/// Reference for [`crate::avg_pool_grad`]: each output spreads `dy / count`
+/// over its in-range taps.
+pub fn avg_pool_grad_ref(geom: &PoolGeom, dy: &[f32], dx: &mut [f32], count_include_pad: bool) {
+    let ip: usize = geom.in_spatial.iter().product();
+    let outs = to3(&geom.out_spatial, 1);
+    let op: usize = outs.iter().product();
+    dx[..geom.in_len()].fill(0.0);
+    for pl in 0..geom.batch_channels {
+        for o in box3(outs) {
+            let mut n = 0usize;
+            let padded = window(geom, o, |_| n += 1);
+            let cnt = if count_include_pad { padded } else { n };
+            if cnt == 0 {
+                continue;
+            }
+            let g = dy[pl * op + flat(o, outs)] / cnt as f32;
+            window(geom, o, |i| dx[pl * ip + i] += g);
+        }
+    }
+}

@@ -1,5 +1,8 @@
 //! Argument parsing and the commands; the work itself lives in the library.
 
+mod demo;
+mod train;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use pare::ir::Graph;
@@ -9,8 +12,6 @@ use pare::tensor::{self, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The small trained MNIST CNN (ONNX model zoo, MIT) that `pare demo` works on.
-pub const DEMO_MODEL: &[u8] = include_bytes!("../../assets/mnist-conv.onnx");
 
 #[derive(Parser)]
 #[command(
@@ -99,11 +100,24 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// The main job on an embedded model: inspect, check, benchmark and export it.
+    /// Train a zoo model or fine-tune an ONNX model on a dataset.
+    Train(train::TrainArgs),
+    /// Top-1, top-5 and per-class accuracy of a classifier on a dataset.
+    Eval(train::EvalArgs),
+    /// List the model zoo.
+    Zoo,
+    /// The main job on embedded data: train LeNet-5 on an MNIST subset, evaluate, inspect,
+    /// optimise, benchmark and export it.
     Demo {
         /// Where to write the exported model.
         #[arg(long, default_value = "pare-demo")]
         output_dir: PathBuf,
+        /// Training epochs.
+        #[arg(long, default_value_t = 4)]
+        epochs: usize,
+        /// Worker threads (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -144,7 +158,15 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             println!("batch {batch}: written to {}", output.display());
             Ok(())
         }
-        Cmd::Demo { output_dir } => demo(&output_dir),
+        Cmd::Train(a) => train::train(&a),
+        Cmd::Eval(a) => train::eval(&a),
+        Cmd::Zoo => {
+            for (name, about) in pare::zoo::names() {
+                println!("{name:<18} {about}");
+            }
+            Ok(())
+        }
+        Cmd::Demo { output_dir, epochs, threads } => demo::demo(&output_dir, epochs, threads),
     }
 }
 
@@ -231,7 +253,7 @@ fn run(
     Ok(())
 }
 
-fn print_bench(what: &str, r: &profile::BenchResult) {
+pub(crate) fn print_bench(what: &str, r: &profile::BenchResult) {
     println!("{what}: batch {}, {} threads, {} runs", r.batch, r.threads, r.iters);
     println!(
         "  latency  p50 {:.3} ms   p90 {:.3} ms   p99 {:.3} ms",
@@ -254,7 +276,7 @@ fn optimize(model: &Path, output: &Path) -> Result<()> {
 }
 
 /// Errors if `output` is the same file as `input`.
-fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
+pub(crate) fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
     if let (Ok(a), Ok(b)) = (input.canonicalize(), output.canonicalize())
         && a == b
     {
@@ -263,46 +285,7 @@ fn refuse_overwrite(input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn demo(out_dir: &Path) -> Result<()> {
-    println!("pare demo: a trained MNIST CNN (embedded, 26 KB, ONNX opset 8)\n");
-    let g = pare::onnx::load_bytes(DEMO_MODEL).context("embedded demo model")?;
-    let stats = profile::model_stats(&g.with_batch(1)?)?;
-    print_io(&g);
-    print!("{}", profile::stats_table(&stats));
-
-    let mut opt = g.clone();
-    pare::passes::optimize(&mut opt)?;
-    println!(
-        "\noptimised: {} nodes -> {} nodes (bias folding, activation fusion)",
-        g.node_count(),
-        opt.node_count()
-    );
-
-    // Check the optimised graph against the unoptimised one on random inputs.
-    let x = profile::random_inputs(&g.with_batch(1)?, 7)?;
-    let plain = Runtime::new(g.clone(), RunOptions { threads: 1, optimize: false })?.run(x.clone())?;
-    let fast = Runtime::new(g.clone(), RunOptions::default())?.run(x)?;
-    let diff = max_abs_diff(&plain[0], &fast[0])?;
-    println!("optimised vs reference output: max |diff| = {diff:.2e}");
-
-    for batch in [1, 32] {
-        let r = profile::bench(
-            &g,
-            &BenchOptions { batch: Some(batch), threads: 0, warmup: 20, iters: 200, seed: 0 },
-        )?;
-        println!();
-        print_bench(&format!("bench batch {batch}"), &r);
-    }
-
-    std::fs::create_dir_all(out_dir)?;
-    let path = out_dir.join("mnist-conv.optimized.onnx");
-    pare::onnx::save(&opt, &path)?;
-    let back = pare::onnx::load(&path)?;
-    println!("\nexported {} ({} nodes), re-imported OK", path.display(), back.node_count());
-    Ok(())
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     let (a, b) = (a.f32s()?, b.f32s()?);
     if a.len() != b.len() {
         bail!("output sizes differ: {} vs {}", a.len(), b.len());

@@ -4,6 +4,7 @@
 mod fact;
 mod op;
 mod patch;
+mod train_op;
 
 pub use fact::*;
 pub use op::*;

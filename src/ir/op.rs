@@ -1,6 +1,7 @@
 //! The closed set of operators. Attributes are normalised to the newest opset's meaning
 //! by the importer (attribute forms of old opsets become constant inputs).
 
+pub use super::train_op::{Loss, TrainOp};
 use crate::tensor::{DType, Tensor};
 
 /// A fused activation applied after an op's bias (a pare extension; exported as its own node).
@@ -448,6 +449,8 @@ pub enum Op {
         /// Channel axis for per-axis scales.
         axis: i64,
     },
+    /// A training-only op (gradients, losses); never exported.
+    Train(TrainOp),
 }
 
 impl Op {
@@ -513,12 +516,18 @@ impl Op {
             Op::ArgReduce { max: false, .. } => "ArgMin",
             Op::QuantizeLinear { .. } => "QuantizeLinear",
             Op::DequantizeLinear { .. } => "DequantizeLinear",
+            Op::Train(t) => t.name(),
         }
     }
 
     /// True for ops whose result may be computed at graph-build time when all inputs are constant.
     pub fn foldable(&self) -> bool {
-        !matches!(self, Op::Dropout { .. } | Op::BatchNorm(BatchNorm { training: true, .. }))
+        !matches!(
+            self,
+            Op::Dropout { .. }
+                | Op::BatchNorm(BatchNorm { training: true, .. })
+                | Op::Train(TrainOp::DropoutTrain { .. } | TrainOp::BatchNormTrain { .. })
+        )
     }
 }
 

@@ -9,7 +9,7 @@ use crate::ir::{
     Act, AutoPad, Binary, Dim, Fact, Graph, Node, Op, PadMode, Pool, ResizeMode, Unary, ValueId,
 };
 use crate::tensor::{DType, Tensor};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use prost::Message;
 use std::collections::HashSet;
 use std::io::Write;
@@ -371,6 +371,9 @@ impl<'g> Ex<'g> {
             | Op::Range
             | Op::Tile
             | Op::Identity => {}
+            Op::Train(t) => {
+                bail!("node \"{}\" is the training-only op {}; export the forward model instead", node.name, t.name())
+            }
         }
         if act == Act::None {
             self.push(op_type, &node.name, inputs, outputs, attrs);

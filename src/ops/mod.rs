@@ -7,6 +7,7 @@ pub mod quant;
 pub mod reduce;
 pub mod resize;
 pub mod shape;
+pub mod train;
 
 use crate::ir::{Fact, Op};
 use crate::tensor::Tensor;
@@ -23,6 +24,7 @@ impl Op {
             Family::Reduce => reduce::infer(self, inputs),
             Family::Resize => resize::infer(self, inputs),
             Family::Quant => quant::infer(self, inputs),
+            Family::Train(t) => train::infer(t, inputs),
         }
     }
 
@@ -36,6 +38,7 @@ impl Op {
             Family::Reduce => reduce::eval(self, inputs),
             Family::Resize => resize::eval(self, inputs),
             Family::Quant => quant::eval(self, inputs),
+            Family::Train(t) => train::eval(t, inputs),
         }
     }
 
@@ -45,7 +48,8 @@ impl Op {
     }
 }
 
-enum Family {
+enum Family<'a> {
+    Train(&'a crate::ir::TrainOp),
     Nn,
     Elementwise,
     Shape,
@@ -54,7 +58,7 @@ enum Family {
     Quant,
 }
 
-fn family(op: &Op) -> Family {
+fn family(op: &Op) -> Family<'_> {
     match op {
         Op::Conv(_)
         | Op::ConvTranspose(_)
@@ -92,6 +96,7 @@ fn family(op: &Op) -> Family {
         Op::Reduce(_) | Op::ArgReduce { .. } => Family::Reduce,
         Op::Resize(_) => Family::Resize,
         Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => Family::Quant,
+        Op::Train(t) => Family::Train(t),
     }
 }
 

@@ -412,7 +412,7 @@ pub(crate) fn slice_axis(dim: usize, start: i64, end: i64, step: i64) -> SliceAx
 }
 
 /// Per-axis (axis, start, end, step) from Slice's constant inputs.
-fn slice_spec(
+pub(crate) fn slice_spec(
     rank: usize,
     starts: &[i64],
     ends: &[i64],

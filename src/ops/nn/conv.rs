@@ -101,6 +101,23 @@ pub(super) fn eval_conv(c: &Conv, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
     let (x, w) = (tensor_at(inputs, 0)?, tensor_at(inputs, 1)?);
     let b = inputs.get(2).and_then(|t| t.as_ref());
     let (xs, ws) = (x.shape(), w.shape());
+    let geom = conv_geom(c, xs, ws)?;
+    let bias = b.map(f32_data).transpose()?;
+    if let Some(bv) = &bias
+        && bv.len() != ws[0]
+    {
+        bail!("bias has {} elements, weight {} has {} output channels", bv.len(), shape_str(ws), ws[0]);
+    }
+    let (xf, wf) = (f32_data(x)?, f32_data(w)?);
+    let mut out = vec![0f32; geom.out_len()];
+    pare_kernels::conv(&geom, &xf, &wf, bias.as_deref(), kernel_act(c.act), &mut out);
+    let mut shape = vec![xs[0], ws[0]];
+    shape.extend(geom.out_spatial());
+    Ok(vec![f32_tensor(shape, out, x.dtype())])
+}
+
+/// The kernels' geometry for a Conv with input shape `xs` and weight shape `ws`, checked.
+pub(crate) fn conv_geom(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<ConvGeom> {
     if !(3..=5).contains(&xs.len()) || ws.len() != xs.len() {
         bail!("input {} and weight {} must both have rank 3 to 5", shape_str(xs), shape_str(ws));
     }
@@ -121,14 +138,8 @@ pub(super) fn eval_conv(c: &Conv, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
         bail!("kernel_shape {:?} does not match weight {}", c.kernel, shape_str(ws));
     }
     let win = Window::new(ws[2..].to_vec(), &c.strides, &c.dilations, &c.pads, c.auto_pad, false)?;
-    let (out_sp, pb, pe) = win.resolve(&xs[2..])?;
-    let bias = b.map(f32_data).transpose()?;
-    if let Some(bv) = &bias
-        && bv.len() != ws[0]
-    {
-        bail!("bias has {} elements, weight {} has {} output channels", bv.len(), shape_str(ws), ws[0]);
-    }
-    let geom = ConvGeom {
+    let (_, pb, pe) = win.resolve(&xs[2..])?;
+    Ok(ConvGeom {
         batch: xs[0],
         c_in: xs[1],
         c_out: ws[0],
@@ -139,13 +150,7 @@ pub(super) fn eval_conv(c: &Conv, inputs: &[Option<Tensor>]) -> Result<Vec<Tenso
         dilations: win.dilations,
         pads_begin: pb,
         pads_end: pe,
-    };
-    let (xf, wf) = (f32_data(x)?, f32_data(w)?);
-    let mut out = vec![0f32; geom.out_len()];
-    pare_kernels::conv(&geom, &xf, &wf, bias.as_deref(), kernel_act(c.act), &mut out);
-    let mut shape = vec![xs[0], ws[0]];
-    shape.extend(out_sp);
-    Ok(vec![f32_tensor(shape, out, x.dtype())])
+    })
 }
 
 /// Resolved ConvTranspose attributes for concrete sizes: (output spatial, pads begin).

@@ -1,11 +1,11 @@
 //! Neural-network ops: Conv, ConvTranspose, Gemm, MatMul, BatchNorm, LayerNorm, pooling and
 //! Softmax. The f32 paths call `pare-kernels`; f16/f64 inputs are computed in f32 and cast back.
 
-mod conv;
+pub(crate) mod conv;
 mod geom;
 mod matmul;
-mod norm;
-mod pool;
+pub(crate) mod norm;
+pub(crate) mod pool;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 const PAR_MIN: usize = 1 << 15;
 
 /// Runs `f` over consecutive chunks of `len` elements, in parallel when the data is large.
-fn for_chunks(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub(crate) fn for_chunks(data: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if len == 0 {
         return;
     }
@@ -120,7 +120,7 @@ pub(super) fn infer_layer_norm(l: &LayerNorm, inputs: &[Option<&Fact>]) -> Resul
 }
 
 /// A normalisation parameter (scale or bias) expanded to the `cols` normalised elements.
-fn expand_param(p: &Tensor, norm_shape: &[usize], name: &str) -> Result<Vec<f32>> {
+pub(crate) fn expand_param(p: &Tensor, norm_shape: &[usize], name: &str) -> Result<Vec<f32>> {
     let pf = f32_data(p)?;
     let cols = numel(norm_shape);
     if pf.len() == cols {

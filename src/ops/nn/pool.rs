@@ -45,7 +45,8 @@ pub(super) fn infer_pool(p: &Pool, is_max: bool, inputs: &[Option<&Fact>]) -> Re
     Ok(out)
 }
 
-fn pool_geom(p: &Pool, xs: &[usize]) -> Result<(PoolGeom, Vec<usize>)> {
+/// The kernels' geometry for a pool over input shape `xs`, and the output shape.
+pub(crate) fn pool_geom(p: &Pool, xs: &[usize]) -> Result<(PoolGeom, Vec<usize>)> {
     if !(3..=5).contains(&xs.len()) {
         bail!("input {} must have rank 3 to 5 (N, C and 1 to 3 spatial axes)", shape_str(xs));
     }

@@ -1,0 +1,459 @@
+//! Every gradient rule against central finite differences of the loss, along random
+//! directions in parameter space (and, through an added parameter, the op's input).
+
+use super::*;
+use crate::ir::{
+    Act, AutoPad, Binary, Conv, Gemm, LayerNorm, Pool, Reduce, ReduceKind, Unary, Variadic, known_shape,
+};
+use crate::runtime::{RunOptions, Runtime};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+struct B {
+    g: Graph,
+    rng: StdRng,
+    extra: Vec<String>,
+}
+
+impl B {
+    fn new(x_shape: &[usize], seed: u64) -> (B, ValueId) {
+        let mut g = Graph::new();
+        let x = g.add_input("x", DType::F32, known_shape(x_shape));
+        (B { g, rng: StdRng::seed_from_u64(seed), extra: vec![] }, x)
+    }
+    fn rand(&mut self, shape: &[usize], scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| scale * self.rng.random_range(-1.0f32..1.0)).collect();
+        Tensor::from_vec(shape.to_vec(), v)
+    }
+    /// A trained constant (always included as a parameter).
+    fn param(&mut self, name: &str, shape: &[usize], scale: f32) -> ValueId {
+        let t = self.rand(shape, scale);
+        self.extra.push(name.into());
+        self.g.add_const(name, t)
+    }
+    fn konst(&mut self, name: &str, t: Tensor) -> ValueId {
+        self.g.add_const(name, t)
+    }
+    fn ints(&mut self, name: &str, v: &[i64]) -> ValueId {
+        self.g.add_const(name, Tensor::from_vec(vec![v.len()], v.to_vec()))
+    }
+    fn node(&mut self, name: &str, op: Op, ins: &[ValueId]) -> ValueId {
+        self.g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect()).unwrap()[0]
+    }
+    /// x + p: makes the gradient flowing into x checkable through p.
+    fn shifted(&mut self, x: ValueId) -> ValueId {
+        let s = self.g.fact(x).concrete_shape().unwrap();
+        let p = self.param("shift", &s, 0.5);
+        self.node("shifted", Op::Binary(Binary::Add), &[x, p])
+    }
+    fn check(self, out: ValueId, loss: Loss) {
+        check_graph(self.g, out, self.extra, loss, false, 7)
+    }
+}
+
+fn rand_input(rng: &mut StdRng, f: &crate::ir::Fact, classes: usize) -> Tensor {
+    let s = f.concrete_shape().unwrap();
+    let n: usize = s.iter().product();
+    match f.dtype {
+        DType::I64 if s.is_empty() => Tensor::scalar(42i64),
+        DType::I64 => Tensor::from_vec(s, (0..n).map(|_| rng.random_range(0..classes as i64)).collect::<Vec<_>>()),
+        _ => Tensor::from_vec(s, (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>()),
+    }
+}
+
+/// Builds the training graph, then compares the analytic directional derivative Σ g·v with
+/// (L(θ + h v) − L(θ − h v)) / 2h for three random directions v.
+fn check_graph(mut g: Graph, out: ValueId, extra: Vec<String>, loss: Loss, soft: bool, seed: u64) {
+    g.outputs = vec![out];
+    let batch = g.fact(g.inputs[0]).shape[0].known().unwrap();
+    let spec = TrainSpec {
+        loss,
+        output: 0,
+        frozen: HashSet::new(),
+        batch,
+        extra: extra.into_iter().collect(),
+        soft_target: soft,
+    };
+    let tg = build(&g, &spec).unwrap();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let classes = g.fact(out).shape.last().and_then(|d| d.known()).unwrap_or(1);
+    let mut inputs: Vec<Tensor> = Vec::new();
+    for (i, &v) in tg.graph.inputs.iter().enumerate() {
+        let f = tg.graph.fact(v);
+        let t = match tg.params.iter().find(|p| p.input == i) {
+            Some(p) => g.fact(g.find(&p.name).unwrap()).konst.clone().unwrap(),
+            None if i == tg.target_input && soft => {
+                // probabilities
+                let s = f.concrete_shape().unwrap();
+                let (n, c) = (s[0], s[1]);
+                let mut v: Vec<f32> = (0..n * c).map(|_| rng.random_range(0.05f32..1.0)).collect();
+                for r in v.chunks_mut(c) {
+                    let sum: f32 = r.iter().sum();
+                    r.iter_mut().for_each(|x| *x /= sum);
+                }
+                Tensor::from_vec(s, v)
+            }
+            None => rand_input(&mut rng, f, classes),
+        };
+        inputs.push(t);
+    }
+    for optimize in [false, true] {
+        let rt = Runtime::new(tg.graph.clone(), RunOptions { threads: 2, optimize }).unwrap();
+        let outs = rt.run(inputs.clone()).unwrap();
+        let loss_of = |ins: Vec<Tensor>| rt.run(ins).unwrap()[LOSS_OUTPUT].f32s().unwrap()[0] as f64;
+        for trial in 0..3 {
+            let mut analytic = 0f64;
+            let dirs: Vec<Vec<f32>> = tg
+                .params
+                .iter()
+                .map(|p| {
+                    let n: usize = p.shape.iter().product();
+                    (0..n).map(|_| StandardNormal.sample(&mut rng)).collect()
+                })
+                .collect();
+            for (p, d) in tg.params.iter().zip(&dirs) {
+                let gr = outs[p.grad_output].f32s().unwrap();
+                assert_eq!(gr.len(), d.len(), "gradient of {} has the wrong size", p.name);
+                analytic += gr.iter().zip(d).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>();
+            }
+            let h = 1e-3f32;
+            let shifted = |sign: f32| {
+                let mut ins = inputs.clone();
+                for (p, d) in tg.params.iter().zip(&dirs) {
+                    let base = inputs[p.input].f32s().unwrap();
+                    let v: Vec<f32> = base.iter().zip(d).map(|(&b, &dd)| b + sign * h * dd).collect();
+                    ins[p.input] = Tensor::from_vec(p.shape.clone(), v);
+                }
+                ins
+            };
+            let numeric = (loss_of(shifted(1.0)) - loss_of(shifted(-1.0))) / (2.0 * h as f64);
+            let tol = 2e-2 * analytic.abs().max(numeric.abs()) + 2e-3;
+            assert!(
+                (analytic - numeric).abs() <= tol,
+                "trial {trial} (optimize={optimize}): analytic {analytic} vs numeric {numeric}; params {:?}",
+                tg.params.iter().map(|p| &p.name).collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+fn mse() -> Loss {
+    Loss::Mse
+}
+
+fn conv_attrs(strides: &[usize], dil: &[usize], pads: &[usize], group: usize) -> Conv {
+    Conv {
+        kernel: vec![],
+        strides: strides.to_vec(),
+        dilations: dil.to_vec(),
+        pads: pads.to_vec(),
+        auto_pad: AutoPad::NotSet,
+        group,
+        act: Act::None,
+    }
+}
+
+#[test]
+fn conv_strided_dilated_asymmetric_pads() {
+    let (mut b, x) = B::new(&[2, 3, 9, 8], 1);
+    let h = b.shifted(x);
+    let w = b.param("w", &[4, 3, 3, 2], 0.5);
+    let bias = b.param("b", &[4], 0.5);
+    let y = b.node("conv", Op::Conv(conv_attrs(&[2, 1], &[2, 1], &[1, 0, 2, 1], 1)), &[h, w, bias]);
+    b.check(y, mse());
+}
+
+#[test]
+fn conv_grouped_and_depthwise() {
+    let (mut b, x) = B::new(&[2, 4, 7, 7], 2);
+    let h = b.shifted(x);
+    let w = b.param("w", &[6, 2, 3, 3], 0.5);
+    let y = b.node("gconv", Op::Conv(conv_attrs(&[1, 1], &[1, 1], &[1, 1, 1, 1], 2)), &[h, w]);
+    let dw = b.param("dw", &[6, 1, 3, 3], 0.5);
+    let z = b.node("dwconv", Op::Conv(conv_attrs(&[2, 2], &[1, 1], &[1, 1, 1, 1], 6)), &[y, dw]);
+    b.check(z, mse());
+}
+
+#[test]
+fn conv_1d_and_auto_pad() {
+    let (mut b, x) = B::new(&[3, 2, 11], 3);
+    let h = b.shifted(x);
+    let w = b.param("w", &[3, 2, 4], 0.5);
+    let mut c = conv_attrs(&[2], &[1], &[], 1);
+    c.auto_pad = AutoPad::SameUpper;
+    let y = b.node("conv1d", Op::Conv(c), &[h, w]);
+    b.check(y, mse());
+}
+
+#[test]
+fn gemm_every_transpose_with_alpha_beta() {
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let (mut b, x) = B::new(&[4, 5], 4);
+        let h = b.shifted(x);
+        let a = if ta { b.node("t", Op::Transpose { perm: None }, &[h]) } else { h };
+        let w = b.param("w", if tb { &[3, 5] } else { &[5, 3] }, 0.5);
+        let c = b.param("c", &[3], 0.5);
+        let op = Op::Gemm(Gemm { alpha: 0.7, beta: 1.3, trans_a: ta, trans_b: tb, act: Act::None });
+        let y = b.node("gemm", op, &[a, w, c]);
+        b.check(y, mse());
+    }
+}
+
+#[test]
+fn matmul_2d_3d_and_batched_broadcast() {
+    let (mut b, x) = B::new(&[2, 3, 4], 5);
+    let h = b.shifted(x);
+    let w = b.param("w", &[4, 5], 0.5);
+    let y = b.node("mm", Op::MatMul, &[h, w]);
+    let w2 = b.param("w2", &[1, 5, 2], 0.5);
+    let z = b.node("bmm", Op::MatMul, &[y, w2]);
+    let bias = b.param("bias", &[2], 0.5);
+    let z = b.node("add", Op::Binary(Binary::Add), &[z, bias]);
+    b.check(z, mse());
+}
+
+#[test]
+fn batchnorm_training() {
+    let (mut b, x) = B::new(&[4, 3, 5, 5], 6);
+    let h = b.shifted(x);
+    let s = b.param("scale", &[3], 1.0);
+    let bias = b.param("bias", &[3], 1.0);
+    let m = b.konst("mean", Tensor::zeros(DType::F32, vec![3]));
+    let v = b.konst("var", Tensor::from_vec(vec![3], vec![1f32; 3]));
+    let op = Op::BatchNorm(crate::ir::BatchNorm { epsilon: 1e-5, momentum: 0.9, training: false });
+    let y = b.node("bn", op, &[h, s, bias, m, v]);
+    b.check(y, mse());
+}
+
+#[test]
+fn activations() {
+    use Unary::*;
+    let all = [
+        Relu,
+        Sigmoid,
+        Tanh,
+        Erf,
+        Exp,
+        Neg,
+        Abs,
+        Sin,
+        Cos,
+        Softplus,
+        Softsign,
+        HardSwish,
+        Mish,
+        Gelu { tanh: false },
+        Gelu { tanh: true },
+        LeakyRelu(0.1),
+        Elu(0.8),
+        Celu(1.2),
+        Selu { alpha: 1.67, gamma: 1.05 },
+        HardSigmoid { alpha: 0.2, beta: 0.5 },
+    ];
+    for (i, u) in all.into_iter().enumerate() {
+        let (mut b, x) = B::new(&[3, 6], 10 + i as u64);
+        let h = b.shifted(x);
+        let w = b.param("w", &[6, 6], 1.0);
+        let y = b.node("mm", Op::MatMul, &[h, w]);
+        let z = b.node("act", Op::Unary(u), &[y]);
+        b.check(z, mse());
+    }
+    // Log, Sqrt and Reciprocal on positive values.
+    for u in [Log, Sqrt, Reciprocal] {
+        let (mut b, x) = B::new(&[3, 4], 30);
+        let e = b.node("exp", Op::Unary(Exp), &[x]);
+        let p = b.param("p", &[3, 4], 0.3);
+        let ep = b.node("ep", Op::Unary(Exp), &[p]);
+        let pos = b.node("pos", Op::Binary(Binary::Mul), &[e, ep]);
+        let z = b.node("f", Op::Unary(u), &[pos]);
+        b.check(z, mse());
+    }
+}
+
+#[test]
+fn softmax_logsoftmax_and_clip() {
+    for (axis, log) in [(1, false), (-1, true), (1, true)] {
+        let (mut b, x) = B::new(&[2, 4, 3], 40);
+        let h = b.shifted(x);
+        let y = b.node("sm", Op::Softmax { axis, log, legacy: false }, &[h]);
+        b.check(y, mse());
+    }
+    let (mut b, x) = B::new(&[4, 5], 41);
+    let h = b.shifted(x);
+    let lo = b.konst("lo", Tensor::scalar(-0.3f32));
+    let hi = b.konst("hi", Tensor::scalar(0.4f32));
+    let y = b.node("clip", Op::Clip, &[h, lo, hi]);
+    b.check(y, mse());
+}
+
+fn pool(kernel: &[usize], strides: &[usize], pads: &[usize], ceil: bool, cip: bool) -> Pool {
+    Pool {
+        kernel: kernel.to_vec(),
+        strides: strides.to_vec(),
+        dilations: vec![],
+        pads: pads.to_vec(),
+        auto_pad: AutoPad::NotSet,
+        ceil_mode: ceil,
+        count_include_pad: cip,
+        indices: false,
+    }
+}
+
+#[test]
+fn pooling() {
+    let (mut b, x) = B::new(&[2, 3, 7, 6], 50);
+    let h = b.shifted(x);
+    let y = b.node("mp", Op::MaxPool(pool(&[3, 2], &[2, 2], &[1, 0, 1, 1], false, false)), &[h]);
+    b.check(y, mse());
+    for (ceil, cip) in [(false, false), (true, true), (true, false)] {
+        let (mut b, x) = B::new(&[2, 3, 7, 6], 51);
+        let h = b.shifted(x);
+        let y = b.node("ap", Op::AveragePool(pool(&[3, 3], &[2, 2], &[1, 1, 1, 0], ceil, cip)), &[h]);
+        b.check(y, mse());
+    }
+    let (mut b, x) = B::new(&[2, 3, 4, 5], 52);
+    let h = b.shifted(x);
+    let y = b.node("gap", Op::GlobalAveragePool, &[h]);
+    b.check(y, mse());
+}
+
+#[test]
+fn broadcasting_binary_and_variadic() {
+    for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+        let (mut b, x) = B::new(&[3, 4, 5], 60);
+        let h = b.shifted(x);
+        let p = b.param("p", &[4, 1], 1.0);
+        let two = b.konst("two", Tensor::scalar(2.0f32));
+        let p = b.node("p2", Op::Binary(Binary::Add), &[p, two]); // keep Div away from 0
+        let y = b.node("bin", Op::Binary(op), &[h, p]);
+        b.check(y, mse());
+    }
+    let (mut b, x) = B::new(&[3, 4], 61);
+    let h = b.shifted(x);
+    let e = b.konst("e", Tensor::scalar(3.0f32));
+    let y = b.node("pow", Op::Binary(Binary::Pow), &[h, e]);
+    let q = b.param("q", &[4], 1.0);
+    let z = b.node("sum", Op::Variadic(Variadic::Sum), &[y, q, h]);
+    let m = b.node("mean", Op::Variadic(Variadic::Mean), &[z, q]);
+    b.check(m, mse());
+}
+
+#[test]
+fn shape_ops() {
+    let (mut b, x) = B::new(&[2, 3, 4], 70);
+    let h = b.shifted(x);
+    let t = b.node("tr", Op::Transpose { perm: Some(vec![2, 0, 1]) }, &[h]);
+    let f = b.node("fl", Op::Flatten { axis: 1 }, &[t]);
+    let s = b.ints("shape", &[4, 2, 3]);
+    let r = b.node("rs", Op::Reshape { allowzero: false }, &[f, s]);
+    let q = b.param("q", &[4, 1, 3], 1.0);
+    let c = b.node("cat", Op::Concat { axis: 1 }, &[r, q]);
+    let sizes = b.ints("sizes", &[1, 2]);
+    let parts = b.g.add_node("split", Op::Split { axis: 1, num_outputs: 2 }, vec![Some(c), Some(sizes)]).unwrap();
+    let (st, en, ax) = (b.ints("st", &[1, 0]), b.ints("en", &[3, 2]), b.ints("ax", &[0, 2]));
+    let sl = b.node("slice", Op::Slice, &[parts[1], st, en, ax]);
+    let axes = b.ints("axes", &[1]);
+    let un = b.node("unsq", Op::Unsqueeze, &[sl, axes]);
+    let sq = b.node("sq", Op::Squeeze, &[un, axes]);
+    let pads = b.ints("pads", &[0, 1, 0, 1, 0, 2]);
+    let pd = b.node("pad", Op::Pad(crate::ir::PadMode::Constant), &[sq, pads]);
+    let ex_shape = b.ints("exs", &[2, 3, 3, 4]);
+    let ex = b.node("expand", Op::Expand, &[pd, ex_shape]);
+    let ra = b.ints("raxes", &[1]);
+    let red = Reduce { kind: ReduceKind::Mean, keepdims: false, noop_with_empty_axes: false };
+    let y = b.node("rmean", Op::Reduce(red), &[ex, ra]);
+    let red2 = Reduce { kind: ReduceKind::Sum, keepdims: true, noop_with_empty_axes: false };
+    let ra2 = b.ints("raxes2", &[2]);
+    let y2 = b.node("rsum", Op::Reduce(red2), &[y, ra2]);
+    b.check(y2, mse());
+}
+
+#[test]
+fn gather_layernorm_where_dropout() {
+    let (mut b, x) = B::new(&[2, 3], 80);
+    let table = b.param("table", &[5, 4], 1.0);
+    let idx = b.konst("idx", Tensor::from_vec(vec![2, 3], vec![0i64, 4, 1, 4, -2, 0]));
+    let e = b.node("gather", Op::Gather { axis: 0 }, &[table, idx]); // [2,3,4]
+    let xs = b.ints("xs", &[2, 3, 1]);
+    let xr = b.node("xr", Op::Reshape { allowzero: false }, &[x, xs]);
+    let h = b.node("h", Op::Binary(Binary::Add), &[e, xr]);
+    let sc = b.param("ln.scale", &[4], 1.0);
+    let bi = b.param("ln.bias", &[4], 1.0);
+    let ln = b.node("ln", Op::LayerNorm(LayerNorm { axis: -1, epsilon: 1e-5, stats: false }), &[h, sc, bi]);
+    let zero = b.konst("zero", Tensor::scalar(0.0f32));
+    let cond = b.node("gt", Op::Binary(Binary::Greater), &[xr, zero]);
+    let q = b.param("q", &[4], 1.0);
+    let wh = b.node("where", Op::Where, &[cond, ln, q]);
+    let d = b.node("drop", Op::Dropout { ratio: 0.3 }, &[wh]);
+    b.check(d, mse());
+}
+
+#[test]
+fn losses_against_finite_differences() {
+    for (loss, soft) in [
+        (Loss::CrossEntropy { label_smoothing: 0.0, temperature: 1.0 }, false),
+        (Loss::CrossEntropy { label_smoothing: 0.1, temperature: 1.0 }, false),
+        (Loss::CrossEntropy { label_smoothing: 0.0, temperature: 4.0 }, true),
+        (Loss::KlDiv { temperature: 2.0 }, true),
+    ] {
+        let (mut b, x) = B::new(&[5, 6], 90);
+        let w = b.param("w", &[6, 4], 1.0);
+        let y = b.node("mm", Op::MatMul, &[x, w]);
+        check_graph(b.g, y, b.extra, loss, soft, 3);
+    }
+}
+
+#[test]
+fn loss_values_by_hand() {
+    // logits [[0, ln 3]] → p = [0.25, 0.75]; label 1 → CE = -ln 0.75.
+    let z = Tensor::from_vec(vec![1, 2], vec![0.0f32, 3f32.ln()]);
+    let l = Tensor::from_vec(vec![1], vec![1i64]);
+    let ce = Loss::CrossEntropy { label_smoothing: 0.0, temperature: 1.0 };
+    let out = Op::Train(TrainOp::Loss(ce)).eval(&[Some(&z), Some(&l)]).unwrap();
+    assert!((out[0].f32s().unwrap()[0] - (-(0.75f32).ln())).abs() < 1e-6);
+    let g = out[1].f32s().unwrap();
+    assert!((g[0] - 0.25).abs() < 1e-6 && (g[1] + 0.25).abs() < 1e-6, "{g:?}");
+    // Smoothing 0.2 over 2 classes: target [0.1, 0.9].
+    let ls = Loss::CrossEntropy { label_smoothing: 0.2, temperature: 1.0 };
+    let out = Op::Train(TrainOp::Loss(ls)).eval(&[Some(&z), Some(&l)]).unwrap();
+    let want = -(0.1 * 0.25f32.ln() + 0.9 * 0.75f32.ln());
+    assert!((out[0].f32s().unwrap()[0] - want).abs() < 1e-6);
+    // KL of a distribution with itself is 0.
+    let p = Tensor::from_vec(vec![1, 2], vec![0.25f32, 0.75]);
+    let out = Op::Train(TrainOp::Loss(Loss::KlDiv { temperature: 1.0 })).eval(&[Some(&z), Some(&p)]).unwrap();
+    assert!(out[0].f32s().unwrap()[0].abs() < 1e-6);
+    // A label out of range names the row.
+    let bad = Tensor::from_vec(vec![1], vec![7i64]);
+    let err = Op::Train(TrainOp::Loss(Loss::CrossEntropy { label_smoothing: 0.0, temperature: 1.0 }))
+        .eval(&[Some(&z), Some(&bad)])
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("label 7 (batch row 0) is out of range for 2 classes"), "{err:#}");
+}
+
+#[test]
+fn frozen_and_untrainable_errors() {
+    let (mut b, x) = B::new(&[2, 3], 100);
+    let w = b.konst("w", Tensor::from_vec(vec![3, 2], vec![1f32; 6]));
+    let y = b.node("mm", Op::MatMul, &[x, w]);
+    b.g.outputs = vec![y];
+    let mut spec = TrainSpec::classification(2);
+    assert_eq!(build(&b.g, &spec).unwrap().params.len(), 1);
+    spec.frozen.insert("w".into());
+    let err = build(&b.g, &spec).unwrap_err();
+    assert!(format!("{err:#}").contains("no trainable parameters"), "{err:#}");
+    // An op without a rule names the node.
+    let (mut b, x) = B::new(&[2, 3], 101);
+    let w = b.param("w", &[3, 3], 1.0);
+    let y = b.node("mm", Op::MatMul, &[x, w]);
+    let r = b.node("round", Op::Unary(Unary::IsNaN), &[y]);
+    let c = b.node("cast", Op::Cast(DType::F32), &[r]);
+    let z = b.node("mul", Op::Binary(Binary::Mul), &[y, c]);
+    b.g.outputs = vec![z];
+    let mut spec = TrainSpec::classification(2);
+    spec.loss = Loss::Mse;
+    spec.extra.insert("w".into());
+    // IsNaN's output is boolean, so no gradient flows through it: this builds fine.
+    assert!(build(&b.g, &spec).is_ok());
+}
