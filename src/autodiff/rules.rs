@@ -382,8 +382,7 @@ fn conv_grad(c: &mut Ctx, conv: &Conv, node: &Node, dy: V, w: &dyn Fn(usize) -> 
         out[1] = Some(c.one(Op::Train(op), &[x, dy])?);
     }
     if w(2) {
-        let axes: Vec<usize> = (0..xs.len()).filter(|&a| a != 1).collect();
-        out[2] = Some(c.reduce_sum(dy, &axes, false)?);
+        out[2] = Some(c.one(Op::Train(TrainOp::ChannelSum), &[dy])?);
     }
     Ok(())
 }

@@ -57,6 +57,8 @@ pub enum TrainOp {
         /// Shape of the weight.
         w_shape: Vec<usize>,
     },
+    /// Bias gradient of a convolution: dY `[N, C, ...]` summed to `[C]`.
+    ChannelSum,
     /// MaxPool's gradient (inputs: dY, Indices from a MaxPool with `indices`).
     MaxPoolGrad {
         /// The forward pooling.
@@ -115,6 +117,7 @@ impl TrainOp {
             TrainOp::SoftmaxGrad { .. } => "SoftmaxGrad",
             TrainOp::ConvGradInput { .. } => "ConvGradInput",
             TrainOp::ConvGradWeight { .. } => "ConvGradWeight",
+            TrainOp::ChannelSum => "ChannelSum",
             TrainOp::MaxPoolGrad { .. } => "MaxPoolGrad",
             TrainOp::AvgPoolGrad { .. } => "AveragePoolGrad",
             TrainOp::BatchNormTrain { .. } => "BatchNormTrain",

@@ -180,7 +180,7 @@ impl Builder {
         init: Init,
     ) -> Result<ValueId> {
         let cin = self.channels(x)?;
-        if cin % groups != 0 || cout % groups != 0 {
+        if !cin.is_multiple_of(groups) || !cout.is_multiple_of(groups) {
             bail!("conv \"{name}\": {cin} -> {cout} channels not divisible into {groups} groups");
         }
         let w = self.weight(

@@ -42,6 +42,13 @@ pub fn infer(op: &TrainOp, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             f32_like(1)?;
             vec![known(w_shape)]
         }
+        TrainOp::ChannelSum => {
+            let x = f32_like(0)?;
+            if x.rank() < 2 {
+                bail!("input {x} must have rank at least 2 (N, C, ...)");
+            }
+            vec![Fact::new(DType::F32, vec![x.shape[1].clone()])]
+        }
         TrainOp::MaxPoolGrad { x_shape, .. } | TrainOp::AvgPoolGrad { x_shape, .. } => {
             f32_like(0)?;
             vec![known(x_shape)]
@@ -98,6 +105,7 @@ pub fn eval(op: &TrainOp, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         TrainOp::BatchNormTrain { epsilon, momentum } => {
             norm::batch_norm_train(*epsilon, *momentum, [t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?
         }
+        TrainOp::ChannelSum => vec![norm::channel_sum(t(0)?)?],
         TrainOp::BatchNormGrad => norm::batch_norm_grad([t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?,
         TrainOp::LayerNormGrad { axis } => norm::layer_norm_grad(*axis, [t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?,
         TrainOp::Loss(l) => loss::eval(l, t(0)?, t(1)?)?,

@@ -44,6 +44,14 @@ fn param<'a>(t: &'a Tensor, c: usize, what: &str) -> Result<&'a [f32]> {
     Ok(v)
 }
 
+/// Sum of `[N, C, ...]` over every axis but the channel axis.
+pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
+    let (n, c, s) = ncs(x)?;
+    let xs = f32s(x, "input")?;
+    let sums = channel_sums(n, c, s, |i, _| (xs[i] as f64, 0.0));
+    Ok(Tensor::from_vec(vec![c], sums.iter().map(|p| p.0 as f32).collect()))
+}
+
 /// BatchNormTrain: [Y, new running mean, new running var, batch mean, inv std].
 pub fn batch_norm_train(eps: f32, momentum: f32, ins: [&Tensor; 5]) -> Result<Vec<Tensor>> {
     let [x, scale, bias, rmean, rvar] = ins;
