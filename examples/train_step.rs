@@ -29,7 +29,8 @@ fn main() -> anyhow::Result<()> {
                 i += 1;
             }
             c => {
-                let (m, b) = c.split_once(':').ok_or_else(|| anyhow::anyhow!("expected MODEL:BATCH, got {c}"))?;
+                let (m, b) =
+                    c.split_once(':').ok_or_else(|| anyhow::anyhow!("expected MODEL:BATCH, got {c}"))?;
                 cases.push((m.to_string(), b.parse::<usize>()?));
             }
         }
@@ -48,7 +49,8 @@ fn main() -> anyhow::Result<()> {
         let mut shape = vec![batch];
         shape.extend(&input);
         let x = Tensor::from_vec(shape, (0..n).map(|_| rng.random::<f32>()).collect::<Vec<_>>());
-        let y = Tensor::from_vec(vec![batch], (0..batch).map(|_| rng.random_range(0..10i64)).collect::<Vec<_>>());
+        let y =
+            Tensor::from_vec(vec![batch], (0..batch).map(|_| rng.random_range(0..10i64)).collect::<Vec<_>>());
         for _ in 0..5 {
             tr.step(x.clone(), y.clone(), 0.01)?;
         }

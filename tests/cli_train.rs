@@ -38,8 +38,22 @@ fn train_eval_resume_and_onnxruntime() {
     let tmp = common::TempDir::new("train");
     let out = tmp.0.join("mlp.onnx");
     let o = ok(&pare(&[
-        "train", "--model", "lenet-300-100", "--data", SUBSET, "--epochs", "2", "--batch", "64", "--lr", "0.05",
-        "--limit", "4000", "--json", "-o", s(&out),
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        SUBSET,
+        "--epochs",
+        "2",
+        "--batch",
+        "64",
+        "--lr",
+        "0.05",
+        "--limit",
+        "4000",
+        "--json",
+        "-o",
+        s(&out),
     ]));
     let lines: Vec<serde_json::Value> = o.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3, "{o}");
@@ -49,7 +63,8 @@ fn train_eval_resume_and_onnxruntime() {
     assert!(out.exists() && tmp.0.join("mlp.ckpt.npz").exists());
 
     // eval agrees with the training log, and the JSON has the confusion matrix.
-    let e: serde_json::Value = serde_json::from_str(&ok(&pare(&["eval", s(&out), "--data", SUBSET, "--json"]))).unwrap();
+    let e: serde_json::Value =
+        serde_json::from_str(&ok(&pare(&["eval", s(&out), "--data", SUBSET, "--json"]))).unwrap();
     assert!((e["top1"].as_f64().unwrap() - acc).abs() < 1e-9);
     assert_eq!(e["confusion"].as_array().unwrap().len(), 10);
     assert_eq!(e["samples"], 2000);
@@ -59,8 +74,23 @@ fn train_eval_resume_and_onnxruntime() {
     // Resume for one more epoch from the checkpoint.
     let out2 = tmp.0.join("mlp3.onnx");
     let o = ok(&pare(&[
-        "train", "--model", "lenet-300-100", "--data", SUBSET, "--epochs", "3", "--batch", "64", "--lr", "0.05",
-        "--limit", "4000", "--resume", s(&tmp.0.join("mlp.ckpt.npz")), "-o", s(&out2),
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        SUBSET,
+        "--epochs",
+        "3",
+        "--batch",
+        "64",
+        "--lr",
+        "0.05",
+        "--limit",
+        "4000",
+        "--resume",
+        s(&tmp.0.join("mlp.ckpt.npz")),
+        "-o",
+        s(&out2),
     ]));
     assert!(o.contains("resumed") && o.contains("epoch   3/3") && !o.contains("epoch   1/3"), "{o}");
 
@@ -69,7 +99,10 @@ fn train_eval_resume_and_onnxruntime() {
         return;
     }
     let g = pare::onnx::load(&out).unwrap();
-    let x = Tensor::from_vec(vec![3, 1, 28, 28], (0..3 * 784).map(|i| (i % 255) as f32 / 255.0).collect::<Vec<_>>());
+    let x = Tensor::from_vec(
+        vec![3, 1, 28, 28],
+        (0..3 * 784).map(|i| (i % 255) as f32 / 255.0).collect::<Vec<_>>(),
+    );
     let rt = pare::runtime::Runtime::new(g.with_batch(3).unwrap(), Default::default()).unwrap();
     let want = rt.run(vec![x.clone()]).unwrap();
     let (inp, res) = (tmp.0.join("in.npz"), tmp.0.join("out.npz"));
@@ -88,7 +121,9 @@ fn train_eval_resume_and_onnxruntime() {
 fn demo_trains_lenet5_quickly() {
     let tmp = common::TempDir::new("demo");
     let o = ok(&pare(&["demo", "--epochs", "1", "--output-dir", s(&tmp.0)]));
-    for needle in ["1. train", "2. evaluate", "3. inspect", "5. benchmark", "re-imported: same top-1", "summary"] {
+    for needle in
+        ["1. train", "2. evaluate", "3. inspect", "5. benchmark", "re-imported: same top-1", "summary"]
+    {
         assert!(o.contains(needle), "demo output lacks {needle:?}:\n{o}");
     }
     let line = o.lines().find(|l| l.contains("test top-1")).unwrap();
@@ -122,7 +157,17 @@ fn bad_training_input_is_a_clear_error() {
     let mlp = tmp.0.join("mlp.onnx");
     pare::onnx::save(&pare::zoo::build("lenet-300-100", 10, 0).unwrap(), &mlp).unwrap();
     fails_with(
-        &pare(&["train", "--model", s(&mlp), "--data", &format!("npz:{}", npz.display()), "--batch", "2", "-o", s(&out)]),
+        &pare(&[
+            "train",
+            "--model",
+            s(&mlp),
+            "--data",
+            &format!("npz:{}", npz.display()),
+            "--batch",
+            "2",
+            "-o",
+            s(&out),
+        ]),
         &["predicts 10 classes but the data has 12"],
     );
     // An empty dataset.
@@ -130,12 +175,34 @@ fn bad_training_input_is_a_clear_error() {
     fails_with(&pare(&["train", "--model", "lenet-5", "--data", &spec, "-o", s(&out)]), &["empty"]);
     // A diverging run names the step and the last good checkpoint, and writes no output.
     let o = pare(&[
-        "train", "--model", "lenet-300-100", "--data", SUBSET, "--limit", "1024", "--epochs", "3", "--lr", "1e9",
-        "--optimizer", "sgd", "--schedule", "constant", "--no-eval", "-o", s(&out),
+        "train",
+        "--model",
+        "lenet-300-100",
+        "--data",
+        SUBSET,
+        "--limit",
+        "1024",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e9",
+        "--optimizer",
+        "sgd",
+        "--schedule",
+        "constant",
+        "--no-eval",
+        "-o",
+        s(&out),
     ]);
     fails_with(&o, &["the loss became", "at step"]);
     assert!(!out.exists(), "no output may be written after a failure");
     // An unknown zoo model lists the known ones; a bad spec lists the accepted forms.
-    fails_with(&pare(&["train", "--model", "lenet-9", "--data", SUBSET, "-o", s(&out)]), &["lenet-300-100", "resnet-20"]);
-    fails_with(&pare(&["train", "--model", "lenet-5", "--data", "bogus:x", "-o", s(&out)]), &["accepted forms"]);
+    fails_with(
+        &pare(&["train", "--model", "lenet-9", "--data", SUBSET, "-o", s(&out)]),
+        &["lenet-300-100", "resnet-20"],
+    );
+    fails_with(
+        &pare(&["train", "--model", "lenet-5", "--data", "bogus:x", "-o", s(&out)]),
+        &["accepted forms"],
+    );
 }

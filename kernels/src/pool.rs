@@ -143,6 +143,37 @@ pub fn max_pool(geom: &PoolGeom, x: &[f32], out: &mut [f32], argmax: Option<&mut
 fn max_plane(g: &Pool3, x: &[f32], o: &mut [f32], mut idx: Option<&mut [i64]>, base: i64) {
     let [_, ih_n, iw_n] = g.ins;
     let [od_n, oh_n, ow_n] = g.outs;
+    // Fast path: 2-D, no padding or dilation, every window inside the input.
+    let inside = (oh_n == 0 || (oh_n - 1) * g.s[1] + g.k[1] <= ih_n)
+        && (ow_n == 0 || (ow_n - 1) * g.s[2] + g.k[2] <= iw_n);
+    if let Some(id) = idx.as_deref_mut()
+        && g.ins[0] == 1
+        && g.k[0] == 1
+        && g.pb == [0, 0, 0]
+        && g.d == [1, 1, 1]
+        && inside
+    {
+        let (kh_n, kw_n, sh, sw) = (g.k[1], g.k[2], g.s[1], g.s[2]);
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                let start = oh * sh * iw_n + ow * sw;
+                let mut best = x[start];
+                let mut bi = start;
+                for kh in 0..kh_n {
+                    let row = start + kh * iw_n;
+                    for (kw, &v) in x[row..row + kw_n].iter().enumerate() {
+                        if v > best {
+                            best = v;
+                            bi = row + kw;
+                        }
+                    }
+                }
+                o[oh * ow_n + ow] = best;
+                id[oh * ow_n + ow] = base + bi as i64;
+            }
+        }
+        return;
+    }
     let mut q = 0;
     for od in 0..od_n {
         let rd = taps(od, g.s[0], g.d[0], g.pb[0], g.k[0], g.ins[0]);

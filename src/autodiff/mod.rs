@@ -98,7 +98,9 @@ pub const PRED_OUTPUT: usize = 1;
 pub fn param_candidates(g: &Graph) -> Vec<ValueId> {
     let is_param_const = |v: ValueId| {
         let val = g.value(v);
-        val.producer.is_none() && val.fact.dtype == DType::F32 && val.fact.konst.as_ref().is_some_and(|t| t.len() > 0)
+        val.producer.is_none()
+            && val.fact.dtype == DType::F32
+            && val.fact.konst.as_ref().is_some_and(|t| !t.is_empty())
     };
     let produced_by_linear = |v: ValueId| {
         g.value(v)
@@ -118,8 +120,12 @@ pub fn param_candidates(g: &Graph) -> Vec<ValueId> {
             Op::Binary(crate::ir::Binary::Add) => {
                 let ins: Vec<Option<ValueId>> = node.inputs.clone();
                 match (ins.first().copied().flatten(), ins.get(1).copied().flatten()) {
-                    (Some(a), Some(b)) if produced_by_linear(a) => vec![1].into_iter().filter(|_| is_param_const(b)).collect(),
-                    (Some(a), Some(b)) if produced_by_linear(b) => vec![0].into_iter().filter(|_| is_param_const(a)).collect(),
+                    (Some(a), Some(b)) if produced_by_linear(a) => {
+                        vec![1].into_iter().filter(|_| is_param_const(b)).collect()
+                    }
+                    (Some(a), Some(b)) if produced_by_linear(b) => {
+                        vec![0].into_iter().filter(|_| is_param_const(a)).collect()
+                    }
                     _ => vec![],
                 }
             }
@@ -161,8 +167,7 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         bail!("the model has no trainable parameters (float weights of Conv, Gemm, MatMul, normalisation)");
     }
     let order = fwd.topo_order()?;
-    let has_dropout =
-        order.iter().any(|&n| matches!(fwd.node(n).op, Op::Dropout { ratio } if ratio > 0.0));
+    let has_dropout = order.iter().any(|&n| matches!(fwd.node(n).op, Op::Dropout { ratio } if ratio > 0.0));
 
     let mut g = Graph::new();
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
@@ -189,7 +194,10 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         param_inputs.push(id);
     }
     for (i, v) in fwd.values.iter().enumerate() {
-        if v.producer.is_none() && !map.contains_key(&ValueId(i)) && let Some(k) = &v.fact.konst {
+        if v.producer.is_none()
+            && !map.contains_key(&ValueId(i))
+            && let Some(k) = &v.fact.konst
+        {
             map.insert(ValueId(i), g.add_const(&v.name, k.clone()));
         }
     }
@@ -237,7 +245,8 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         }
     }
     let pred = map[&pred_fwd];
-    let lo = g.add_node("loss", Op::Train(TrainOp::Loss(spec.loss.clone())), vec![Some(pred), Some(target)])?;
+    let lo =
+        g.add_node("loss", Op::Train(TrainOp::Loss(spec.loss.clone())), vec![Some(pred), Some(target)])?;
 
     // Backward pass.
     let mut grads: HashMap<ValueId, ValueId> = HashMap::new();

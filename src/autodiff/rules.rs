@@ -37,7 +37,8 @@ impl Ctx<'_> {
     }
     fn shape(&self, v: V) -> Result<Vec<usize>> {
         let f = self.g.fact(v);
-        f.concrete_shape().ok_or_else(|| anyhow!("value \"{}\" has no concrete shape {f}", self.g.value(v).name))
+        f.concrete_shape()
+            .ok_or_else(|| anyhow!("value \"{}\" has no concrete shape {f}", self.g.value(v).name))
     }
     fn bin(&mut self, b: Binary, x: V, y: V) -> Result<V> {
         self.one(Op::Binary(b), &[x, y])
@@ -61,9 +62,8 @@ impl Ctx<'_> {
             return Ok(dy);
         }
         let lead = ys.len().saturating_sub(target.len());
-        let axes: Vec<usize> = (0..ys.len())
-            .filter(|&i| i < lead || (target[i - lead] == 1 && ys[i] != 1))
-            .collect();
+        let axes: Vec<usize> =
+            (0..ys.len()).filter(|&i| i < lead || (target[i - lead] == 1 && ys[i] != 1)).collect();
         let r = if axes.is_empty() { dy } else { self.reduce_sum(dy, &axes, true)? };
         self.reshape(r, target)
     }
@@ -129,24 +129,36 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
             }
         }
         Op::Clip => {
-            let ins = vec![Some(input(node, 0)?), Some(dy), node.inputs.get(1).copied().flatten(), node.inputs.get(2).copied().flatten()];
+            let ins = vec![
+                Some(input(node, 0)?),
+                Some(dy),
+                node.inputs.get(1).copied().flatten(),
+                node.inputs.get(2).copied().flatten(),
+            ];
             out[0] = Some(c.add(Op::Train(TrainOp::ClipGrad), ins)?[0]);
         }
         Op::Softmax { axis, log, legacy } => {
             let r = c.shape(y)?.len() as i64;
             if *legacy && (*axis != r - 1 && *axis != -1) {
-                bail!("legacy (opset < 13) softmax over axis {axis} of a rank-{r} tensor has no gradient rule");
+                bail!(
+                    "legacy (opset < 13) softmax over axis {axis} of a rank-{r} tensor has no gradient rule"
+                );
             }
             out[0] = Some(c.one(Op::Train(TrainOp::SoftmaxGrad { axis: *axis, log: *log }), &[y, dy])?);
         }
         Op::Binary(b) => binary(&mut c, *b, node, dy, &w, &mut out)?,
         Op::Variadic(v @ (Variadic::Sum | Variadic::Mean)) => {
             let k = n_in as f32;
-            let d = if *v == Variadic::Mean { let s = c.scalar(1.0 / k); c.bin(Binary::Mul, dy, s)? } else { dy };
-            for i in 0..n_in {
+            let d = if *v == Variadic::Mean {
+                let s = c.scalar(1.0 / k);
+                c.bin(Binary::Mul, dy, s)?
+            } else {
+                dy
+            };
+            for (i, o) in out.iter_mut().enumerate() {
                 if w(i) {
                     let s = c.shape(input(node, i)?)?;
-                    out[i] = Some(c.unbroadcast(d, &s)?);
+                    *o = Some(c.unbroadcast(d, &s)?);
                 }
             }
         }
@@ -320,7 +332,14 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
     Ok(out)
 }
 
-fn binary(c: &mut Ctx, b: Binary, node: &Node, dy: V, w: &dyn Fn(usize) -> bool, out: &mut [Option<V>]) -> Result<()> {
+fn binary(
+    c: &mut Ctx,
+    b: Binary,
+    node: &Node,
+    dy: V,
+    w: &dyn Fn(usize) -> bool,
+    out: &mut [Option<V>],
+) -> Result<()> {
     let (a, bb) = (input(node, 0)?, input(node, 1)?);
     let (sa, sb) = (c.shape(a)?, c.shape(bb)?);
     let y = node.outputs[0];
@@ -367,7 +386,14 @@ fn binary(c: &mut Ctx, b: Binary, node: &Node, dy: V, w: &dyn Fn(usize) -> bool,
     Ok(())
 }
 
-fn conv_grad(c: &mut Ctx, conv: &Conv, node: &Node, dy: V, w: &dyn Fn(usize) -> bool, out: &mut [Option<V>]) -> Result<()> {
+fn conv_grad(
+    c: &mut Ctx,
+    conv: &Conv,
+    node: &Node,
+    dy: V,
+    w: &dyn Fn(usize) -> bool,
+    out: &mut [Option<V>],
+) -> Result<()> {
     if conv.act != Act::None {
         bail!("a Conv with a fused activation cannot be differentiated; train the unoptimised graph");
     }
@@ -387,7 +413,14 @@ fn conv_grad(c: &mut Ctx, conv: &Conv, node: &Node, dy: V, w: &dyn Fn(usize) -> 
     Ok(())
 }
 
-fn gemm_grad(c: &mut Ctx, gm: &Gemm, node: &Node, dy: V, w: &dyn Fn(usize) -> bool, out: &mut [Option<V>]) -> Result<()> {
+fn gemm_grad(
+    c: &mut Ctx,
+    gm: &Gemm,
+    node: &Node,
+    dy: V,
+    w: &dyn Fn(usize) -> bool,
+    out: &mut [Option<V>],
+) -> Result<()> {
     if gm.act != Act::None {
         bail!("a Gemm with a fused activation cannot be differentiated; train the unoptimised graph");
     }
@@ -411,7 +444,13 @@ fn gemm_grad(c: &mut Ctx, gm: &Gemm, node: &Node, dy: V, w: &dyn Fn(usize) -> bo
     Ok(())
 }
 
-fn matmul_grad(c: &mut Ctx, node: &Node, dy: V, w: &dyn Fn(usize) -> bool, out: &mut [Option<V>]) -> Result<()> {
+fn matmul_grad(
+    c: &mut Ctx,
+    node: &Node,
+    dy: V,
+    w: &dyn Fn(usize) -> bool,
+    out: &mut [Option<V>],
+) -> Result<()> {
     let (a, b) = (input(node, 0)?, input(node, 1)?);
     let (sa, sb) = (c.shape(a)?, c.shape(b)?);
     if sa.len() < 2 || sb.len() < 2 {

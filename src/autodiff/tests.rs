@@ -58,7 +58,9 @@ fn rand_input(rng: &mut StdRng, f: &crate::ir::Fact, classes: usize) -> Tensor {
     let n: usize = s.iter().product();
     match f.dtype {
         DType::I64 if s.is_empty() => Tensor::scalar(42i64),
-        DType::I64 => Tensor::from_vec(s, (0..n).map(|_| rng.random_range(0..classes as i64)).collect::<Vec<_>>()),
+        DType::I64 => {
+            Tensor::from_vec(s, (0..n).map(|_| rng.random_range(0..classes as i64)).collect::<Vec<_>>())
+        }
         _ => Tensor::from_vec(s, (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>()),
     }
 }
@@ -112,9 +114,16 @@ fn check_graph(mut g: Graph, out: ValueId, extra: Vec<String>, loss: Loss, soft:
                 .iter()
                 .map(|p| {
                     let gr = outs[p.grad_output].f32s().unwrap();
-                    let rms = (gr.iter().map(|v| v * v).sum::<f32>() / gr.len().max(1) as f32).sqrt().max(1e-12);
+                    let rms =
+                        (gr.iter().map(|v| v * v).sum::<f32>() / gr.len().max(1) as f32).sqrt().max(1e-12);
                     gr.iter()
-                        .map(|&g| g / rms + 0.5 * { let n: f32 = StandardNormal.sample(&mut rng); n })
+                        .map(|&g| {
+                            g / rms
+                                + 0.5 * {
+                                    let n: f32 = StandardNormal.sample(&mut rng);
+                                    n
+                                }
+                        })
                         .collect()
                 })
                 .collect();
@@ -363,7 +372,8 @@ fn shape_ops() {
     let q = b.param("q", &[4, 1, 3], 1.0);
     let c = b.node("cat", Op::Concat { axis: 1 }, &[r, q]);
     let sizes = b.ints("sizes", &[1, 2]);
-    let parts = b.g.add_node("split", Op::Split { axis: 1, num_outputs: 2 }, vec![Some(c), Some(sizes)]).unwrap();
+    let parts =
+        b.g.add_node("split", Op::Split { axis: 1, num_outputs: 2 }, vec![Some(c), Some(sizes)]).unwrap();
     let (st, en, ax) = (b.ints("st", &[1, 0]), b.ints("en", &[3, 2]), b.ints("ax", &[0, 2]));
     let sl = b.node("slice", Op::Slice, &[parts[1], st, en, ax]);
     let axes = b.ints("axes", &[1]);

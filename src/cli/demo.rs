@@ -67,7 +67,8 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
         prefetch: 4,
     };
     let steps = pare::data::num_batches(train.len(), &loader) * epochs;
-    let schedule = LrSchedule { base_lr: 0.05, schedule: Schedule::Cosine { total: steps, min_lr: 0.0 }, warmup: 50 };
+    let schedule =
+        LrSchedule { base_lr: 0.02, schedule: Schedule::Cosine { total: steps, min_lr: 0.0 }, warmup: 50 };
     let cfg = FitConfig {
         epochs,
         schedule,
@@ -77,7 +78,10 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
         checkpoint: None,
         start_epoch: 0,
     };
-    println!("1. train ({} parameters, SGD+Nesterov, cosine LR, batch {batch}, {epochs} epochs)", trainer.param_count());
+    println!(
+        "1. train ({} parameters, SGD+Nesterov, cosine LR, batch {batch}, {epochs} epochs)",
+        trainer.param_count()
+    );
     let t0 = Instant::now();
     let logs = run_fit(&mut trainer, train.clone(), None, &cfg, false)?;
     let train_secs = t0.elapsed().as_secs_f64();
@@ -95,15 +99,23 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
     let mut opt_g = trained.clone();
     pare::passes::optimize(&mut opt_g)?;
     let x = profile::random_inputs(&trained.with_batch(4)?, 7)?;
-    let plain = Runtime::new(trained.with_batch(4)?, RunOptions { threads: 1, optimize: false })?.run(x.clone())?;
+    let plain =
+        Runtime::new(trained.with_batch(4)?, RunOptions { threads: 1, optimize: false })?.run(x.clone())?;
     let fast = Runtime::new(trained.with_batch(4)?, RunOptions { threads, optimize: true })?.run(x)?;
     let diff = super::max_abs_diff(&plain[0], &fast[0])?;
-    println!("  {} nodes -> {} nodes; max |diff| of the outputs = {diff:.2e}", trained.node_count(), opt_g.node_count());
+    println!(
+        "  {} nodes -> {} nodes; max |diff| of the outputs = {diff:.2e}",
+        trained.node_count(),
+        opt_g.node_count()
+    );
 
     println!("\n5. benchmark");
     let mut benches = Vec::new();
     for b in [1, 32] {
-        let r = profile::bench(&trained, &BenchOptions { batch: Some(b), threads, warmup: 20, iters: 200, seed: 0 })?;
+        let r = profile::bench(
+            &trained,
+            &BenchOptions { batch: Some(b), threads, warmup: 20, iters: 200, seed: 0 },
+        )?;
         super::print_bench(&format!("  batch {b}"), &r);
         benches.push(r);
     }
@@ -122,8 +134,16 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
 
     let last = logs.last();
     println!("\nsummary");
-    println!("  trained LeNet-5 for {epochs} epochs in {train_secs:.1} s ({:.0} samples/s)", last.map_or(0.0, |l| l.samples_per_s));
-    println!("  test top-1 {:.2}% on {} images (train loss {:.4})", rep.top1 * 100.0, rep.samples, last.map_or(f64::NAN, |l| l.train_loss));
+    println!(
+        "  trained LeNet-5 for {epochs} epochs in {train_secs:.1} s ({:.0} samples/s)",
+        last.map_or(0.0, |l| l.samples_per_s)
+    );
+    println!(
+        "  test top-1 {:.2}% on {} images (train loss {:.4})",
+        rep.top1 * 100.0,
+        rep.samples,
+        last.map_or(f64::NAN, |l| l.train_loss)
+    );
     println!(
         "  {} trained parameters, {} MACs per image, latency p50 {:.3} ms at batch 1, {:.0} images/s at batch 32",
         trainer.param_count(),

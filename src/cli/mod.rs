@@ -12,7 +12,6 @@ use pare::tensor::{self, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-
 #[derive(Parser)]
 #[command(
     name = "pare",

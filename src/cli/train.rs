@@ -121,7 +121,9 @@ fn parse_augment(s: &str) -> Result<Option<Augment>> {
         match part.split_once(':') {
             _ if part == "none" => return Ok(None),
             _ if part == "flip" => a.hflip = true,
-            Some(("crop", n)) => a.crop_pad = n.parse().with_context(|| format!("--augment {part}: bad padding"))?,
+            Some(("crop", n)) => {
+                a.crop_pad = n.parse().with_context(|| format!("--augment {part}: bad padding"))?
+            }
             _ => bail!("--augment: unknown part \"{part}\"; use none, crop:PAD, flip"),
         }
     }
@@ -178,7 +180,8 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         prefetch: 4,
     };
     let steps_per_epoch = data::num_batches(train.len(), &loader);
-    let schedule = ScheduleSpec::parse(&a.schedule)?.resolve(a.lr, steps_per_epoch * a.epochs, steps_per_epoch)?;
+    let schedule =
+        ScheduleSpec::parse(&a.schedule)?.resolve(a.lr, steps_per_epoch * a.epochs, steps_per_epoch)?;
     let ckpt = a.checkpoint.clone().unwrap_or_else(|| a.output.with_extension("ckpt.npz"));
     let mut start_epoch = 0;
     if let Some(r) = &a.resume {
@@ -233,11 +236,9 @@ pub fn run_fit(
         Event::EpochStart { epoch, batches } if !json => {
             let pb = ProgressBar::new(*batches as u64);
             pb.set_style(
-                ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
             );
             pb.set_prefix(format!("{}/{}", epoch + 1, epochs));
             bar = Some(pb);

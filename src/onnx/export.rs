@@ -372,7 +372,11 @@ impl<'g> Ex<'g> {
             | Op::Tile
             | Op::Identity => {}
             Op::Train(t) => {
-                bail!("node \"{}\" is the training-only op {}; export the forward model instead", node.name, t.name())
+                bail!(
+                    "node \"{}\" is the training-only op {}; export the forward model instead",
+                    node.name,
+                    t.name()
+                )
             }
         }
         if act == Act::None {

@@ -44,7 +44,8 @@ impl Classifier {
         let inp = g.fact(g.inputs[0]).clone();
         let want: Vec<Option<usize>> = inp.shape.iter().skip(1).map(Dim::known).collect();
         let per: usize = sample_shape.iter().product();
-        let fits = want.iter().all(|d| d.is_some()) && want.iter().map(|d| d.unwrap()).product::<usize>() == per;
+        let fits =
+            want.iter().all(|d| d.is_some()) && want.iter().map(|d| d.unwrap()).product::<usize>() == per;
         if inp.dtype != DType::F32 || !fits {
             bail!(
                 "data samples {:?} do not fit the model input \"{}\" {}{}",
@@ -78,7 +79,13 @@ impl Classifier {
 }
 
 /// Evaluates `model` on `ds` with the given preprocessing.
-pub fn evaluate(model: &Graph, ds: Arc<Dataset>, normalize: &Normalize, batch: usize, threads: usize) -> Result<EvalReport> {
+pub fn evaluate(
+    model: &Graph,
+    ds: Arc<Dataset>,
+    normalize: &Normalize,
+    batch: usize,
+    threads: usize,
+) -> Result<EvalReport> {
     ds.validate()?;
     let clf = Classifier::new(model, &ds.sample_shape, batch, threads)?;
     let opts = LoaderOptions {

@@ -104,7 +104,9 @@ pub fn fit(
             lr = cfg.schedule.lr_at(trainer.steps() as usize);
             let r = trainer.step(b.x, b.y, lr).map_err(|e| {
                 let ck = match &last_ckpt {
-                    Some((p, ep)) => format!("the last good checkpoint is {} (end of epoch {})", p.display(), ep + 1),
+                    Some((p, ep)) => {
+                        format!("the last good checkpoint is {} (end of epoch {})", p.display(), ep + 1)
+                    }
                     None => "no checkpoint was written before it".to_string(),
                 };
                 anyhow!("{e:#}; {ck}")
@@ -123,7 +125,13 @@ pub fn fit(
         }
         let train_secs = t0.elapsed().as_secs_f64();
         let rep: Option<EvalReport> = match &test {
-            Some(t) => Some(evaluate(&trainer.model(), t.clone(), &cfg.loader.normalize, cfg.eval_batch, cfg.threads)?),
+            Some(t) => Some(evaluate(
+                &trainer.model(),
+                t.clone(),
+                &cfg.loader.normalize,
+                cfg.eval_batch,
+                cfg.threads,
+            )?),
             None => None,
         };
         if let Some(p) = &cfg.checkpoint {
@@ -189,9 +197,11 @@ pub fn save_checkpoint(path: &Path, trainer: &Trainer, epoch: usize) -> Result<(
 /// Restores a checkpoint written by [`save_checkpoint`] into `trainer`; returns the epoch it
 /// was written after.
 pub fn load_checkpoint(path: &Path, trainer: &mut Trainer) -> Result<usize> {
-    let arrays = crate::tensor::read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let arrays =
+        crate::tensor::read_npz(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
     let get = |k: &str| arrays.iter().find(|(n, _)| n == k).map(|(_, t)| t.clone());
-    let meta_t = get("meta").ok_or_else(|| anyhow!("{} is not a pare checkpoint (no meta)", path.display()))?;
+    let meta_t =
+        get("meta").ok_or_else(|| anyhow!("{} is not a pare checkpoint (no meta)", path.display()))?;
     let bytes: Vec<u8> = meta_t.into_vec::<u8>().ok_or_else(|| anyhow!("checkpoint meta is not bytes"))?;
     let meta: Meta = serde_json::from_slice(&bytes).context("checkpoint meta")?;
     if meta.format != FORMAT {

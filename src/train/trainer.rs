@@ -43,7 +43,13 @@ pub struct Trainer {
 
 impl Trainer {
     /// Prepares `forward` for training with `spec`, starting from its current weights.
-    pub fn new(forward: &Graph, spec: &TrainSpec, optimizer: Optimizer, threads: usize, seed: u64) -> Result<Trainer> {
+    pub fn new(
+        forward: &Graph,
+        spec: &TrainSpec,
+        optimizer: Optimizer,
+        threads: usize,
+        seed: u64,
+    ) -> Result<Trainer> {
         let tg = autodiff::build(forward, spec)?;
         let rt = Runtime::new(tg.graph.clone(), RunOptions { threads, optimize: true })
             .context("planning the training graph")?;
@@ -56,7 +62,18 @@ impl Trainer {
         let params = tg.params.iter().map(|p| konst(&p.name)).collect::<Result<Vec<_>>>()?;
         let states = tg.states.iter().map(|s| konst(&s.name)).collect::<Result<Vec<_>>>()?;
         let masks = vec![None; params.len()];
-        Ok(Trainer { forward: forward.clone(), tg, rt, params, states, masks, hooks: vec![], optimizer, step: 0, seed })
+        Ok(Trainer {
+            forward: forward.clone(),
+            tg,
+            rt,
+            params,
+            states,
+            masks,
+            hooks: vec![],
+            optimizer,
+            step: 0,
+            seed,
+        })
     }
 
     /// The training graph.
@@ -118,7 +135,11 @@ impl Trainer {
     pub fn set_mask(&mut self, name: &str, mask: Vec<f32>) -> Result<()> {
         let i = self.index(name)?;
         if mask.len() != self.params[i].len() {
-            bail!("mask for \"{name}\" has {} values, the parameter has {}", mask.len(), self.params[i].len());
+            bail!(
+                "mask for \"{name}\" has {} values, the parameter has {}",
+                mask.len(),
+                self.params[i].len()
+            );
         }
         let p = self.params[i].as_mut_slice::<f32>().expect("f32 parameter");
         p.iter_mut().zip(&mask).for_each(|(v, m)| *v *= m);
@@ -204,7 +225,12 @@ impl Trainer {
             Some(l) => count_correct(&outs[PRED_OUTPUT], l)?,
             None => 0,
         };
-        let mut grads: Vec<Tensor> = self.tg.params.iter().map(|p| std::mem::replace(&mut outs[p.grad_output], Tensor::scalar(0f32))).collect();
+        let mut grads: Vec<Tensor> = self
+            .tg
+            .params
+            .iter()
+            .map(|p| std::mem::replace(&mut outs[p.grad_output], Tensor::scalar(0f32)))
+            .collect();
         for (g, m) in grads.iter_mut().zip(&self.masks) {
             if let Some(m) = m {
                 let gs = g.as_mut_slice::<f32>().ok_or_else(|| anyhow!("gradient is not float32"))?;

@@ -131,7 +131,7 @@ pub(crate) fn conv_geom(c: &Conv, xs: &[usize], ws: &[usize]) -> Result<ConvGeom
             shape_str(xs)
         );
     }
-    if ws[0] % group != 0 {
+    if !ws[0].is_multiple_of(group) {
         bail!("weight {} has {} output channels, not divisible by group {group}", shape_str(ws), ws[0]);
     }
     if !c.kernel.is_empty() && c.kernel != ws[2..] {

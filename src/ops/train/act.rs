@@ -124,7 +124,8 @@ pub fn clip_grad(x: &Tensor, dy: &Tensor, min: Option<&Tensor>, max: Option<&Ten
         }
     };
     let (lo, hi) = (bound(min, f32::NEG_INFINITY)?, bound(max, f32::INFINITY)?);
-    let v = zip_map(f32s(x, "input")?, f32s(dy, "gradient")?, |x, g| if x >= lo && x <= hi { g } else { 0.0 });
+    let v =
+        zip_map(f32s(x, "input")?, f32s(dy, "gradient")?, |x, g| if x >= lo && x <= hi { g } else { 0.0 });
     Ok(Tensor::from_vec(x.shape().to_vec(), v))
 }
 

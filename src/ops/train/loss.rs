@@ -21,7 +21,7 @@ pub fn infer(l: &Loss, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             }
             let hard = t.dtype.is_int() && t.rank() == 1;
             let soft = t.dtype == DType::F32 && t.shape == p.shape;
-            if matches!(l, Loss::KlDiv { .. }) && !soft || !hard && !soft {
+            if !soft && (matches!(l, Loss::KlDiv { .. }) || !hard) {
                 bail!(
                     "target {t} must be int64 labels [{}] or float32 probabilities {}",
                     p.shape[0],
@@ -71,7 +71,7 @@ fn softmax_ce(
         bail!("logits {:?} must be 2-D [batch, classes]", s);
     }
     let (n, c) = (s[0], s[1]);
-    if !(temperature > 0.0) {
+    if temperature.is_nan() || temperature <= 0.0 {
         bail!("temperature {temperature} must be positive");
     }
     if !(0.0..1.0).contains(&smoothing) {

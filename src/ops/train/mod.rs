@@ -4,9 +4,9 @@
 mod act;
 mod loss;
 mod norm;
-mod window;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use crate::ir::{Dim, Fact, TrainOp, fmt_shape};
 use crate::ops::fact_at;
@@ -94,14 +94,25 @@ pub fn eval(op: &TrainOp, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
     let t = |i: usize| crate::ops::tensor_at(&inputs, i);
     Ok(match op {
         TrainOp::UnaryGrad(u) => vec![act::unary_grad(*u, t(0)?, t(1)?)?],
-        TrainOp::ClipGrad => vec![act::clip_grad(t(0)?, t(1)?, inputs.get(2).and_then(|v| v.as_ref()), inputs.get(3).and_then(|v| v.as_ref()))?],
+        TrainOp::ClipGrad => vec![act::clip_grad(
+            t(0)?,
+            t(1)?,
+            inputs.get(2).and_then(|v| v.as_ref()),
+            inputs.get(3).and_then(|v| v.as_ref()),
+        )?],
         TrainOp::SoftmaxGrad { axis, log } => vec![act::softmax_grad(*axis, *log, t(0)?, t(1)?)?],
         TrainOp::DropoutTrain { ratio } => act::dropout(*ratio, t(0)?, t(1)?)?,
-        TrainOp::ConvGradInput { conv, x_shape } => vec![window::conv_grad_input(conv, x_shape, t(0)?, t(1)?)?],
-        TrainOp::ConvGradWeight { conv, w_shape } => vec![window::conv_grad_weight(conv, w_shape, t(0)?, t(1)?)?],
+        TrainOp::ConvGradInput { conv, x_shape } => {
+            vec![window::conv_grad_input(conv, x_shape, t(0)?, t(1)?)?]
+        }
+        TrainOp::ConvGradWeight { conv, w_shape } => {
+            vec![window::conv_grad_weight(conv, w_shape, t(0)?, t(1)?)?]
+        }
         TrainOp::MaxPoolGrad { pool, x_shape } => vec![window::max_pool_grad(pool, x_shape, t(0)?, t(1)?)?],
         TrainOp::AvgPoolGrad { pool, x_shape } => vec![window::avg_pool_grad(pool, x_shape, t(0)?)?],
-        TrainOp::GatherGrad { axis, data_shape } => vec![window::gather_grad(*axis, data_shape, t(0)?, t(1)?)?],
+        TrainOp::GatherGrad { axis, data_shape } => {
+            vec![window::gather_grad(*axis, data_shape, t(0)?, t(1)?)?]
+        }
         TrainOp::BatchNormTrain { epsilon, momentum } => {
             norm::batch_norm_train(*epsilon, *momentum, [t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?
         }

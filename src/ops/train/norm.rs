@@ -16,22 +16,30 @@ fn ncs(x: &Tensor) -> Result<(usize, usize, usize)> {
     Ok((s[0], s[1], numel(&s[2..])))
 }
 
-/// Per-channel sums of f(x, y) over the batch and spatial axes, in f64, channels in parallel.
-fn channel_sums(n: usize, c: usize, s: usize, f: impl Fn(usize, usize) -> (f64, f64) + Sync) -> Vec<(f64, f64)> {
-    let per = |ch: usize| {
-        let mut acc = (0f64, 0f64);
-        for b in 0..n {
-            let base = (b * c + ch) * s;
-            let mut part = (0f64, 0f64);
-            for i in base..base + s {
-                let (u, v) = f(i, ch);
-                part.0 += u;
-                part.1 += v;
-            }
-            acc.0 += part.0;
-            acc.1 += part.1;
+/// Sum of `f(i)` over `0..n` with eight f32 accumulators (vectorisable), returned as f64.
+#[inline]
+fn lanes_sum(n: usize, f: impl Fn(usize) -> f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
         }
-        acc
+    }
+    let tail: f32 = (full..n).map(&f).sum();
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
+}
+
+/// Per-channel sums over the batch and spatial axes of two plane functions, channels in
+/// parallel. `f(plane_start, len, channel)` returns the two sums of one plane.
+fn channel_sums(
+    n: usize,
+    c: usize,
+    s: usize,
+    f: impl Fn(usize, usize, usize) -> (f64, f64) + Sync,
+) -> Vec<(f64, f64)> {
+    let per = |ch: usize| {
+        (0..n).map(|b| f((b * c + ch) * s, s, ch)).fold((0f64, 0f64), |a, p| (a.0 + p.0, a.1 + p.1))
     };
     if n * c * s >= 1 << 15 { (0..c).into_par_iter().map(per).collect() } else { (0..c).map(per).collect() }
 }
@@ -48,7 +56,7 @@ fn param<'a>(t: &'a Tensor, c: usize, what: &str) -> Result<&'a [f32]> {
 pub fn channel_sum(x: &Tensor) -> Result<Tensor> {
     let (n, c, s) = ncs(x)?;
     let xs = f32s(x, "input")?;
-    let sums = channel_sums(n, c, s, |i, _| (xs[i] as f64, 0.0));
+    let sums = channel_sums(n, c, s, |at, len, _| (lanes_sum(len, |i| xs[at + i]), 0.0));
     Ok(Tensor::from_vec(vec![c], sums.iter().map(|p| p.0 as f32).collect()))
 }
 
@@ -63,9 +71,12 @@ pub fn batch_norm_train(eps: f32, momentum: f32, ins: [&Tensor; 5]) -> Result<Ve
     if count < 1.0 {
         bail!("batch normalisation over an empty batch {:?}", x.shape());
     }
-    let sums = channel_sums(n, c, s, |i, _| (xs[i] as f64, 0.0));
+    let sums = channel_sums(n, c, s, |at, len, _| (lanes_sum(len, |i| xs[at + i]), 0.0));
     let mean: Vec<f64> = sums.iter().map(|p| p.0 / count).collect();
-    let sq = channel_sums(n, c, s, |i, ch| ((xs[i] as f64 - mean[ch]).powi(2), 0.0));
+    let sq = channel_sums(n, c, s, |at, len, ch| {
+        let m = mean[ch] as f32;
+        (lanes_sum(len, |i| (xs[at + i] - m) * (xs[at + i] - m)), 0.0)
+    });
     let var: Vec<f64> = sq.iter().map(|p| p.0 / count).collect();
     let inv: Vec<f32> = var.iter().map(|&v| (1.0 / (v + eps as f64).sqrt()) as f32).collect();
     let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
@@ -97,9 +108,9 @@ pub fn batch_norm_grad(ins: [&Tensor; 5]) -> Result<Vec<Tensor>> {
         bail!("gradient {:?} does not match input {:?}", dy.shape(), x.shape());
     }
     let (scale, mean, inv) = (param(scale, c, "scale")?, param(mean, c, "mean")?, param(inv, c, "inv std")?);
-    let sums = channel_sums(n, c, s, |i, ch| {
-        let xhat = (xs[i] - mean[ch]) * inv[ch];
-        (g[i] as f64, (g[i] * xhat) as f64)
+    let sums = channel_sums(n, c, s, |at, len, ch| {
+        let (m, iv) = (mean[ch], inv[ch]);
+        (lanes_sum(len, |i| g[at + i]), lanes_sum(len, |i| g[at + i] * (xs[at + i] - m)) * iv as f64)
     });
     let count = (n * s) as f32;
     let dbias: Vec<f32> = sums.iter().map(|p| p.0 as f32).collect();
