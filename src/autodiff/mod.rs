@@ -59,11 +59,14 @@ pub struct Param {
     pub grad_output: usize,
 }
 
-/// A forward constant (a running statistic) replaced after each step by a training output.
+/// A forward constant (a running statistic) that the training graph reads as an input and
+/// whose updated value it outputs; the caller feeds the output back at the next step.
 #[derive(Clone, Debug)]
 pub struct StateUpdate {
     /// Name of the constant in the forward graph.
     pub name: String,
+    /// Index among the training graph's inputs.
+    pub input: usize,
     /// Index among the training graph's outputs.
     pub output: usize,
 }
@@ -71,7 +74,7 @@ pub struct StateUpdate {
 /// A training graph and how its inputs and outputs map to the forward model.
 #[derive(Clone, Debug)]
 pub struct TrainGraph {
-    /// The graph: inputs `[data..., target, seed?, params...]`, outputs
+    /// The graph: inputs `[data..., target, seed?, params..., states...]`, outputs
     /// `[loss, prediction, grads..., states...]`.
     pub graph: Graph,
     /// Number of data inputs (the forward graph's inputs).
@@ -193,6 +196,25 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         map.insert(p, id);
         param_inputs.push(id);
     }
+    // Running statistics of batch normalisation are inputs too, so each step starts from the
+    // previous step's values.
+    let mut state_inputs: HashMap<String, usize> = HashMap::new();
+    for &n in &order {
+        let node = fwd.node(n);
+        if let Op::BatchNorm(_) = node.op {
+            for k in [3, 4] {
+                if let Some(Some(v)) = node.inputs.get(k)
+                    && !map.contains_key(v)
+                    && fwd.fact(*v).konst.is_some()
+                    && fwd.value(*v).producer.is_none()
+                {
+                    let val = fwd.value(*v);
+                    map.insert(*v, g.add_input(&val.name, val.fact.dtype, val.fact.shape.clone()));
+                    state_inputs.insert(val.name.clone(), g.inputs.len() - 1);
+                }
+            }
+        }
+    }
     for (i, v) in fwd.values.iter().enumerate() {
         if v.producer.is_none()
             && !map.contains_key(&ValueId(i))
@@ -294,7 +316,10 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
     }
     let mut out_states = Vec::new();
     for (name, v) in states {
-        out_states.push(StateUpdate { name, output: outputs.len() });
+        let Some(&input) = state_inputs.get(&name) else {
+            bail!("running statistic \"{name}\" is not a constant of the model");
+        };
+        out_states.push(StateUpdate { name, input, output: outputs.len() });
         outputs.push(v);
     }
     g.outputs = outputs;

@@ -62,7 +62,7 @@ pub struct TrainArgs {
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Use only the first N training samples.
+    /// Use only N training samples (a random subset chosen by --seed).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Skip the test-set evaluation after each epoch.
@@ -96,7 +96,7 @@ pub struct EvalArgs {
     /// Pixel range the model expects for u8 images: 1 or 255 (raw, e.g. mnist-conv.onnx).
     #[arg(long, default_value_t = 1.0)]
     pub pixel_range: f32,
-    /// Use only the first N samples.
+    /// Use only N samples (a fixed random subset).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Worker threads (0: all cores).
@@ -141,9 +141,13 @@ fn parse_optimizer(name: &str, momentum: f32) -> Result<OptimizerKind> {
     })
 }
 
-fn limited(mut ds: Dataset, limit: Option<usize>) -> Dataset {
+/// A seeded random subset of `limit` samples (datasets are often sorted by class, so the first
+/// N samples would not do).
+fn limited(mut ds: Dataset, limit: Option<usize>, seed: u64) -> Dataset {
     if let Some(n) = limit.filter(|&n| n < ds.len()) {
-        ds = ds.subset(&(0..n).collect::<Vec<_>>());
+        let mut idx = data::loader::epoch_order(ds.len(), true, seed, u64::MAX)[..n].to_vec();
+        idx.sort_unstable();
+        ds = ds.subset(&idx);
     }
     ds
 }
@@ -162,7 +166,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         super::refuse_overwrite(Path::new(&a.model), &a.output)?;
     }
     let spec = data::parse_spec(&a.data)?;
-    let train = Arc::new(limited(data::load(&spec, Split::Train)?, a.limit));
+    let train = Arc::new(limited(data::load(&spec, Split::Train)?, a.limit, a.seed));
     let test = if a.no_eval { None } else { Some(Arc::new(data::load(&spec, Split::Test)?)) };
     let model = load_model(&a.model, train.num_classes(), a.seed)?;
     let mut tspec = TrainSpec::classification(a.batch);
@@ -288,7 +292,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         s => bail!("--split {s}: use test or train"),
     };
     let spec = data::parse_spec(&a.data)?;
-    let ds = Arc::new(limited(data::load(&spec, split)?, a.limit));
+    let ds = Arc::new(limited(data::load(&spec, split)?, a.limit, 0));
     let model = pare::onnx::load(&a.model)?;
     let r = evaluate(&model, ds, &normalize_for(a.pixel_range)?, a.batch, a.threads)
         .with_context(|| format!("evaluating {}", a.model.display()))?;

@@ -202,6 +202,9 @@ impl Trainer {
         for (p, t) in self.tg.params.iter().zip(&self.params) {
             inputs[p.input] = Some(t.clone());
         }
+        for (s, t) in self.tg.states.iter().zip(&self.states) {
+            inputs[s.input] = Some(t.clone());
+        }
         Ok(inputs.into_iter().map(|t| t.expect("every input set")).collect())
     }
 
@@ -301,4 +304,44 @@ pub fn argmax(v: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{BatchNorm, Dim, Op};
+    use crate::train::optim::OptimizerKind;
+
+    /// Running statistics carry over from step to step: after k steps on the same batch the
+    /// running mean is (1 − 0.9^k) × the batch mean, and the exported model holds it.
+    #[test]
+    fn running_statistics_accumulate_across_steps() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", DType::F32, vec![Dim::Sym("N".into()), Dim::Known(2)]);
+        let c = |g: &mut Graph, n: &str, v: Vec<f32>| g.add_const(n, Tensor::from_vec(vec![v.len()], v));
+        let (s, b) = (c(&mut g, "bn.scale", vec![1.0, 1.0]), c(&mut g, "bn.bias", vec![0.0, 0.0]));
+        let (m, v) = (c(&mut g, "bn.mean", vec![0.0, 0.0]), c(&mut g, "bn.var", vec![1.0, 1.0]));
+        let bn = Op::BatchNorm(BatchNorm { epsilon: 1e-5, momentum: 0.9, training: false });
+        let y = g.add_node("bn", bn, vec![Some(x), Some(s), Some(b), Some(m), Some(v)]).unwrap()[0];
+        let w = g.add_const("w", Tensor::from_vec(vec![2, 2], vec![1f32, 0., 0., 1.]));
+        let z = g.add_node("mm", Op::MatMul, vec![Some(y), Some(w)]).unwrap()[0];
+        g.outputs = vec![z];
+        let opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, 0.0);
+        let mut tr = Trainer::new(&g, &TrainSpec::classification(2), opt, 1, 0).unwrap();
+        let xb = Tensor::from_vec(vec![2, 2], vec![1f32, 3., 3., 5.]); // channel means 2 and 4
+        let lab = Tensor::from_vec(vec![2], vec![0i64, 1]);
+        for _ in 0..3 {
+            tr.step(xb.clone(), lab.clone(), 0.0).unwrap();
+        }
+        let k = 1.0 - 0.9f32.powi(3);
+        let mean = tr.tensor("bn.mean").unwrap().f32s().unwrap().to_vec();
+        assert!((mean[0] - 2.0 * k).abs() < 1e-5 && (mean[1] - 4.0 * k).abs() < 1e-5, "{mean:?}");
+        let model = tr.model();
+        let exported = model.fact(model.find("bn.mean").unwrap()).konst.as_ref().unwrap().f32s().unwrap().to_vec();
+        assert_eq!(exported, mean);
+        // Unbiased batch variance (PyTorch convention): 2 per channel here.
+        let var = tr.tensor("bn.var").unwrap().f32s().unwrap().to_vec();
+        let want = 0.9f32.powi(3) + 2.0 * k;
+        assert!((var[0] - want).abs() < 1e-4, "{var:?} vs {want}");
+    }
 }
