@@ -337,7 +337,8 @@ mod tests {
         let mean = tr.tensor("bn.mean").unwrap().f32s().unwrap().to_vec();
         assert!((mean[0] - 2.0 * k).abs() < 1e-5 && (mean[1] - 4.0 * k).abs() < 1e-5, "{mean:?}");
         let model = tr.model();
-        let exported = model.fact(model.find("bn.mean").unwrap()).konst.as_ref().unwrap().f32s().unwrap().to_vec();
+        let exported =
+            model.fact(model.find("bn.mean").unwrap()).konst.as_ref().unwrap().f32s().unwrap().to_vec();
         assert_eq!(exported, mean);
         // Unbiased batch variance (PyTorch convention): 2 per channel here.
         let var = tr.tensor("bn.var").unwrap().f32s().unwrap().to_vec();
