@@ -1,5 +1,8 @@
 //! The `pare` binary end to end: commands work, and bad input gives a clear error with exit code 2.
 
+mod common;
+
+use common::{fails_with, s};
 use pare::ir::{Dim, Graph, Op, Unary, known_shape};
 use pare::onnx::proto;
 use pare::tensor::{DType, Tensor, read_npy, write_npy};
@@ -18,20 +21,6 @@ fn tmpdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Asserts exit code 2, no panic, and that stderr contains every needle.
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -4,8 +4,8 @@
 
 mod common;
 
+use common::{fails_with, s};
 use pare::tensor::{Tensor, write_npz};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const SUBSET: &str = concat!("mnist:", env!("CARGO_MANIFEST_DIR"), "/assets/mnist-subset");
@@ -18,19 +18,6 @@ fn ok(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "pare failed: {err}");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -132,18 +119,14 @@ fn demo_trains_lenet5_quickly() {
     assert!(tmp.0.join("lenet5-mnist.onnx").exists());
 }
 
-fn write_csv(path: &PathBuf, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
-
 #[test]
 fn bad_training_input_is_a_clear_error() {
     let tmp = common::TempDir::new("trainbad");
     let out = tmp.0.join("m.onnx");
     // Data that does not fit the model's input.
     let csv = tmp.0.join("train.csv");
-    write_csv(&csv, "label,a,b,c\n0,1,2,3\n1,3,2,1\n");
-    write_csv(&tmp.0.join("test.csv"), "label,a,b,c\n0,1,2,3\n");
+    std::fs::write(&csv, "label,a,b,c\n0,1,2,3\n1,3,2,1\n").unwrap();
+    std::fs::write(tmp.0.join("test.csv"), "label,a,b,c\n0,1,2,3\n").unwrap();
     let spec = format!("csv:{}", tmp.0.display());
     fails_with(
         &pare(&["train", "--model", "lenet-5", "--data", &spec, "--batch", "2", "-o", s(&out)]),
@@ -171,7 +154,7 @@ fn bad_training_input_is_a_clear_error() {
         &["predicts 10 classes but the data has 12"],
     );
     // An empty dataset.
-    write_csv(&csv, "label,a,b,c\n");
+    std::fs::write(&csv, "label,a,b,c\n").unwrap();
     fails_with(&pare(&["train", "--model", "lenet-5", "--data", &spec, "-o", s(&out)]), &["no data rows"]);
     // A diverging run names the step and the last good checkpoint, and writes no output.
     let o = pare(&[
