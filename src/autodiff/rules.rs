@@ -104,11 +104,24 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
     let w = |i: usize| want.get(i).copied().unwrap_or(false);
     let n_in = node.inputs.len();
     let mut out: Vec<Option<V>> = vec![None; n_in];
-    let dy = match dys.first().copied().flatten() {
-        Some(d) => d,
-        None if matches!(node.op, Op::Split { .. }) => input(node, 0)?, // placeholder, unused
-        None => return Ok(out),
-    };
+    // Split's outputs each have their own gradient (some may be absent): concatenate them.
+    if let Op::Split { axis, .. } = &node.op {
+        let mut parts = Vec::new();
+        for (k, o) in node.outputs.iter().enumerate() {
+            parts.push(Some(match dys.get(k).copied().flatten() {
+                Some(d) => d,
+                None => {
+                    let s = c.shape(*o)?;
+                    c.count += 1;
+                    let name = format!("{}_grad_zero{}", c.name, c.count);
+                    c.g.add_const(&name, Tensor::zeros(DType::F32, s))
+                }
+            }));
+        }
+        out[0] = Some(c.add(Op::Concat { axis: *axis }, parts)?[0]).filter(|_| w(0));
+        return Ok(out);
+    }
+    let Some(dy) = dys.first().copied().flatten() else { return Ok(out) };
     let y = node.outputs[0];
     match &node.op {
         Op::Identity | Op::Dropout { .. } => out[0] = Some(dy),
@@ -207,21 +220,6 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                     out[i] = Some(parts[i]);
                 }
             }
-        }
-        Op::Split { axis, .. } => {
-            let mut parts = Vec::new();
-            for (k, o) in node.outputs.iter().enumerate() {
-                parts.push(Some(match dys.get(k).copied().flatten() {
-                    Some(d) => d,
-                    None => {
-                        let s = c.shape(*o)?;
-                        c.count += 1;
-                        let name = format!("{}_grad_zero{}", c.name, c.count);
-                        c.g.add_const(&name, Tensor::zeros(DType::F32, s))
-                    }
-                }));
-            }
-            out[0] = Some(c.add(Op::Concat { axis: *axis }, parts)?[0]);
         }
         Op::Slice => {
             let x = input(node, 0)?;
