@@ -41,7 +41,8 @@ fn main() -> anyhow::Result<()> {
     }
     for (model, batch) in cases {
         let g = pare::zoo::build(&model, 10, 0)?;
-        let input = g.fact(g.inputs[0]).shape.iter().skip(1).map(|d| d.known().unwrap()).collect::<Vec<_>>();
+        let input =
+            g.fact(g.inputs()[0]).shape.iter().skip(1).map(|d| d.known().unwrap()).collect::<Vec<_>>();
         let opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9, nesterov: false }, 0.0);
         let mut tr = Trainer::new(&g, &TrainSpec::classification(batch), opt, threads, 0)?;
         let mut rng = StdRng::seed_from_u64(0);

@@ -53,7 +53,7 @@ fn relu_model(dir: &Path) -> PathBuf {
     let mut g = Graph::new();
     let x = g.add_input("x", DType::F32, vec![Dim::Sym("N".into()), Dim::Known(4)]);
     let y = g.add_node("out/0:y", Op::Unary(Unary::Relu), vec![Some(x)]).unwrap()[0];
-    g.outputs = vec![y];
+    g.set_outputs(vec![y]);
     let p = dir.join("relu.onnx");
     pare::onnx::save(&g, &p).unwrap();
     p
@@ -223,5 +223,5 @@ fn optimize_refuses_to_overwrite_its_input_and_writes_a_loadable_model() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let g = pare::onnx::load(&o).unwrap();
     assert!(g.node_count() < 11, "optimised graph has {} nodes", g.node_count());
-    assert_eq!(g.fact(g.outputs[0]).shape, known_shape(&[1, 10]));
+    assert_eq!(g.fact(g.outputs()[0]).shape, known_shape(&[1, 10]));
 }

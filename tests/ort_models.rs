@@ -49,7 +49,7 @@ fn ort_run(model: &Path, inputs: &[(String, Tensor)], tmp: &Path) -> Vec<(String
 /// Random inputs for every graph input (symbolic dims become 1), from a fixed seed.
 fn random_inputs(g: &Graph, seed: u64, pixels: bool) -> Vec<(String, Tensor)> {
     let mut rng = StdRng::seed_from_u64(seed);
-    g.inputs
+    g.inputs()
         .iter()
         .map(|&v| {
             let val = g.value(v);

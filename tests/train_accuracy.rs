@@ -77,7 +77,7 @@ fn train_mnist(model: &Graph, run: &Run) -> Option<(f64, f64)> {
     })
     .unwrap();
     assert_eq!(logs.len(), run.epochs);
-    let after = evaluate(&tr.model(), test, &normalize, 500, 0).unwrap().top1;
+    let after = evaluate(&tr.model().unwrap(), test, &normalize, 500, 0).unwrap().top1;
     eprintln!("test top-1: {before:.4} -> {after:.4}");
     Some((before, after))
 }

@@ -9,8 +9,8 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-use crate::ir::{BatchNorm, Graph, Loss, Op, TrainOp, ValueId};
-use crate::tensor::{DType, Tensor};
+use crate::ir::{BatchNorm, Binary, Graph, Loss, Op, Rebuild, TrainOp, ValueId};
+use crate::tensor::DType;
 use anyhow::{Context, Result, bail};
 use std::collections::{HashMap, HashSet};
 
@@ -94,10 +94,11 @@ pub const LOSS_OUTPUT: usize = 0;
 /// Index of the prediction among the training graph's outputs.
 pub const PRED_OUTPUT: usize = 1;
 
-/// Where in a forward graph a float constant counts as a trainable parameter: weights and
-/// biases of Conv / Gemm / MatMul, normalisation scales and biases, embedding tables, and the
-/// constant operand of an Add that follows a Conv, Gemm or MatMul (a bias). Other element-wise
-/// constants (input normalisation, scalars) stay fixed.
+/// Where in a forward graph a float constant counts as a trainable parameter: the inputs
+/// each op declares in [`Op::param_slots`] (weights and biases of Conv / Gemm / MatMul,
+/// normalisation scales and biases, embedding tables), and the constant operand of an Add
+/// that follows a Conv, Gemm or MatMul (a bias). Other element-wise constants (input
+/// normalisation, scalars) stay fixed.
 pub fn param_candidates(g: &Graph) -> Vec<ValueId> {
     let is_param_const = |v: ValueId| {
         let val = g.value(v);
@@ -105,35 +106,21 @@ pub fn param_candidates(g: &Graph) -> Vec<ValueId> {
             && val.fact.dtype == DType::F32
             && val.fact.konst.as_ref().is_some_and(|t| !t.is_empty())
     };
-    let produced_by_linear = |v: ValueId| {
-        g.value(v)
-            .producer
-            .is_some_and(|(n, _)| matches!(g.node(n).op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul))
-    };
+    let produced_by_linear =
+        |v: ValueId| g.producer(v).is_some_and(|n| matches!(n.op, Op::Conv(_) | Op::Gemm(_) | Op::MatMul));
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let order = g.topo_order().unwrap_or_default();
     for n in order {
-        let node = g.node(n);
-        let positions: Vec<usize> = match &node.op {
-            Op::Conv(_) | Op::Gemm(_) => vec![0, 1, 2],
-            Op::MatMul => vec![0, 1],
-            Op::BatchNorm(_) | Op::LayerNorm(_) => vec![1, 2],
-            Op::Gather { .. } => vec![0],
-            Op::Binary(crate::ir::Binary::Add) => {
-                let ins: Vec<Option<ValueId>> = node.inputs.clone();
-                match (ins.first().copied().flatten(), ins.get(1).copied().flatten()) {
-                    (Some(a), Some(b)) if produced_by_linear(a) => {
-                        vec![1].into_iter().filter(|_| is_param_const(b)).collect()
-                    }
-                    (Some(a), Some(b)) if produced_by_linear(b) => {
-                        vec![0].into_iter().filter(|_| is_param_const(a)).collect()
-                    }
-                    _ => vec![],
-                }
+        let Ok(node) = g.node(n) else { continue };
+        let mut positions: Vec<usize> = node.op.param_slots().to_vec();
+        if let (Op::Binary(Binary::Add), [Some(a), Some(b)]) = (&node.op, node.inputs.as_slice()) {
+            if produced_by_linear(*a) {
+                positions.push(1);
+            } else if produced_by_linear(*b) {
+                positions.push(0);
             }
-            _ => vec![],
-        };
+        }
         for p in positions {
             if let Some(Some(v)) = node.inputs.get(p)
                 && is_param_const(*v)
@@ -146,14 +133,21 @@ pub fn param_candidates(g: &Graph) -> Vec<ValueId> {
     out
 }
 
+/// True for element types that carry gradients: floats, and the integer types of quantized
+/// tensors (whose gradient is a float tensor of the same shape; see the Q/DQ rules).
+fn carries_gradient(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::I8 | DType::U8)
+}
+
 /// Builds the training graph for `forward` (any batch dimension is fixed to `spec.batch`).
+/// A parameter from which no gradient reaches the loss is an error that names it.
 pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
     if spec.batch == 0 {
         bail!("batch size must be at least 1");
     }
     let fwd = crate::passes::set_batch(forward, spec.batch).context("fixing the batch size for training")?;
-    if spec.output >= fwd.outputs.len() {
-        bail!("the model has {} output(s); output {} does not exist", fwd.outputs.len(), spec.output);
+    if spec.output >= fwd.outputs().len() {
+        bail!("the model has {} output(s); output {} does not exist", fwd.outputs().len(), spec.output);
     }
     let mut params = param_candidates(&fwd);
     for name in &spec.extra {
@@ -170,67 +164,61 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         bail!("the model has no trainable parameters (float weights of Conv, Gemm, MatMul, normalisation)");
     }
     let order = fwd.topo_order()?;
-    let has_dropout = order.iter().any(|&n| matches!(fwd.node(n).op, Op::Dropout { ratio } if ratio > 0.0));
-
-    let mut g = Graph::new();
-    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
-    for &i in &fwd.inputs {
-        let v = fwd.value(i);
-        map.insert(i, g.add_input(&v.name, v.fact.dtype, v.fact.shape.clone()));
+    let mut has_dropout = false;
+    for &n in &order {
+        has_dropout |= matches!(fwd.node(n)?.op, Op::Dropout { ratio } if ratio > 0.0);
     }
-    let pred_fwd = fwd.outputs[spec.output];
+
+    let mut r = Rebuild::new(&fwd);
+    // Training graphs keep every node: nothing that depends on a parameter may fold.
+    r.copy_inputs(|v| v.fact.shape.clone());
+    let pred_fwd = fwd.outputs()[spec.output];
     let pred_fact = fwd.fact(pred_fwd).clone();
     let target = match (&spec.loss, pred_fact.shape.first()) {
         (Loss::CrossEntropy { .. }, Some(n)) if !spec.soft_target => {
-            g.add_input("target", DType::I64, vec![n.clone()])
+            r.dst.add_input("target", DType::I64, vec![n.clone()])
         }
-        _ => g.add_input("target", DType::F32, pred_fact.shape.clone()),
+        _ => r.dst.add_input("target", DType::F32, pred_fact.shape.clone()),
     };
-    let target_input = g.inputs.len() - 1;
-    let seed = has_dropout.then(|| g.add_input("dropout_seed", DType::I64, vec![]));
-    let seed_input = seed.map(|_| g.inputs.len() - 1);
+    let target_input = r.dst.inputs().len() - 1;
+    let seed = has_dropout.then(|| r.dst.add_input("dropout_seed", DType::I64, vec![]));
+    let seed_input = seed.map(|_| r.dst.inputs().len() - 1);
     let mut param_inputs = Vec::new();
     for &p in &params {
         let v = fwd.value(p);
-        let id = g.add_input(&v.name, DType::F32, v.fact.shape.clone());
-        map.insert(p, id);
+        let id = r.dst.add_input(&v.name, DType::F32, v.fact.shape.clone());
+        r.map(p, id);
         param_inputs.push(id);
     }
     // Running statistics of batch normalisation are inputs too, so each step starts from the
     // previous step's values.
     let mut state_inputs: HashMap<String, usize> = HashMap::new();
     for &n in &order {
-        let node = fwd.node(n);
+        let node = fwd.node(n)?;
         if let Op::BatchNorm(_) = node.op {
             for k in [3, 4] {
                 if let Some(Some(v)) = node.inputs.get(k)
-                    && !map.contains_key(v)
+                    && r.get(*v).is_none()
                     && fwd.fact(*v).konst.is_some()
                     && fwd.value(*v).producer.is_none()
                 {
                     let val = fwd.value(*v);
-                    map.insert(*v, g.add_input(&val.name, val.fact.dtype, val.fact.shape.clone()));
-                    state_inputs.insert(val.name.clone(), g.inputs.len() - 1);
+                    let id = r.dst.add_input(&val.name, val.fact.dtype, val.fact.shape.clone());
+                    r.map(*v, id);
+                    state_inputs.insert(val.name.clone(), r.dst.inputs().len() - 1);
                 }
             }
         }
     }
-    for (i, v) in fwd.values.iter().enumerate() {
-        if v.producer.is_none()
-            && !map.contains_key(&ValueId(i))
-            && let Some(k) = &v.fact.konst
-        {
-            map.insert(ValueId(i), g.add_const(&v.name, k.clone()));
-        }
-    }
+    r.copy_consts();
 
     // Forward pass, with training-mode ops; `needs` marks values that depend on a parameter.
     let mut needs: HashSet<ValueId> = param_inputs.iter().copied().collect();
     let mut copied = Vec::new();
     let mut states = Vec::new();
     for &n in &order {
-        let node = fwd.node(n);
-        let mut ins: Vec<Option<ValueId>> = node.inputs.iter().map(|i| i.map(|v| map[&v])).collect();
+        let node = fwd.node(n)?;
+        let mut ins = r.inputs_of(node)?;
         let op = match &node.op {
             Op::BatchNorm(BatchNorm { epsilon, momentum, .. }) => {
                 Op::Train(TrainOp::BatchNormTrain { epsilon: *epsilon, momentum: *momentum })
@@ -243,7 +231,7 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
             }
             op => op.clone(),
         };
-        let outs = g.add_node(&node.name, op, ins.clone()).with_context(|| fwd.describe_node(n))?;
+        let outs = r.copy_node(n, op, ins.clone())?;
         if let Op::BatchNorm(_) = &node.op {
             for (k, run) in [(1, 3), (2, 4)] {
                 if let Some(Some(v)) = node.inputs.get(run) {
@@ -251,22 +239,20 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
                 }
             }
         }
-        for (o, new) in node.outputs.iter().zip(&outs) {
-            g.rename(*new, &fwd.value(*o).name);
-            map.insert(*o, *new);
-        }
         if ins.iter().flatten().any(|v| needs.contains(v)) {
             for &o in &outs {
-                if g.fact(o).dtype == DType::F32 && g.fact(o).konst.is_none() {
+                let f = r.dst.fact(o);
+                if carries_gradient(f.dtype) && f.konst.is_none() {
                     needs.insert(o);
                 }
             }
-            if let Some((nid, _)) = g.value(outs[0]).producer {
+            if let Some((nid, _)) = r.dst.value(outs[0]).producer {
                 copied.push(nid);
             }
         }
     }
-    let pred = map[&pred_fwd];
+    let pred = r.get(pred_fwd).expect("prediction copied");
+    let mut g = r.dst;
     let lo =
         g.add_node("loss", Op::Train(TrainOp::Loss(spec.loss.clone())), vec![Some(pred), Some(target)])?;
 
@@ -274,7 +260,7 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
     let mut grads: HashMap<ValueId, ValueId> = HashMap::new();
     grads.insert(pred, lo[1]);
     for &nid in copied.iter().rev() {
-        let node = g.node(nid).clone();
+        let node = g.node(nid)?.clone();
         let dys: Vec<Option<ValueId>> = node.outputs.iter().map(|o| grads.get(o).copied()).collect();
         if dys.iter().all(|d| d.is_none()) {
             continue;
@@ -287,7 +273,7 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
             let acc = match grads.get(v) {
                 Some(&prev) => {
                     let name = format!("{}_grad_acc", g.value(*v).name);
-                    g.add_node(&name, Op::Binary(crate::ir::Binary::Add), vec![Some(prev), Some(dx)])?[0]
+                    g.add_node(&name, Op::Binary(Binary::Add), vec![Some(prev), Some(dx)])?[0]
                 }
                 None => dx,
             };
@@ -300,16 +286,13 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
     for (&p, &id) in params.iter().zip(&param_inputs) {
         let v = fwd.value(p);
         let shape = v.fact.concrete_shape().unwrap_or_default();
-        let grad = match grads.get(&id) {
-            Some(&d) => d,
-            None => g.add_const(&format!("{}_grad_zero", v.name), Tensor::zeros(DType::F32, shape.clone())),
-        };
+        let Some(&grad) = grads.get(&id) else { bail!("{}", no_gradient_path(&fwd, p, &g, id)) };
         let gname = format!("{}_grad", v.name);
         g.rename(grad, &gname);
         out_params.push(Param {
             name: v.name.clone(),
             shape,
-            input: g.inputs.iter().position(|&i| i == id).expect("param input"),
+            input: g.inputs().iter().position(|&i| i == id).expect("param input"),
             grad_output: outputs.len(),
         });
         outputs.push(grad);
@@ -322,14 +305,34 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
         out_states.push(StateUpdate { name, input, output: outputs.len() });
         outputs.push(v);
     }
-    g.outputs = outputs;
+    g.set_outputs(outputs);
     g.verify().context("the training graph is invalid")?;
     Ok(TrainGraph {
         graph: g,
-        data_inputs: fwd.inputs.len(),
+        data_inputs: fwd.inputs().len(),
         target_input,
         seed_input,
         params: out_params,
         states: out_states,
     })
+}
+
+/// Explains why parameter `p` of `fwd` (input `id` of the training graph `g`) gets no gradient.
+fn no_gradient_path(fwd: &Graph, p: ValueId, g: &Graph, id: ValueId) -> String {
+    let name = &fwd.value(p).name;
+    let readers: Vec<String> = g.consumers()[id.0]
+        .iter()
+        .filter_map(|&n| g.node(n).ok())
+        .map(|n| format!("{} \"{}\"", n.op.onnx_name(), n.name))
+        .collect();
+    let used = if readers.is_empty() {
+        "nothing reads it".to_string()
+    } else {
+        format!("read by {}", readers.join(", "))
+    };
+    format!(
+        "parameter \"{name}\" gets no gradient: no path from it to the loss carries one ({used}; a path \
+         through an integer, boolean or index value, or into an output other than the prediction, \
+         carries none). Freeze it if that is intended."
+    )
 }

@@ -2,86 +2,12 @@
 //! that compute the gradients of the inputs that need one.
 
 use crate::ir::{
-    Act, Binary, Conv, Gemm, Graph, Node, Op, PadMode, Reduce, ReduceKind, TrainOp, Unary, ValueId, Variadic,
+    Act, Binary, Builder, Conv, Gemm, Graph, Node, Op, PadMode, ReduceKind, TrainOp, Unary, ValueId, Variadic,
 };
-use crate::tensor::{DType, Tensor};
+use crate::tensor::DType;
 use anyhow::{Result, anyhow, bail};
 
-/// Adds nodes named after the forward node.
-struct Ctx<'a> {
-    g: &'a mut Graph,
-    name: String,
-    count: usize,
-}
-
 type V = ValueId;
-
-impl Ctx<'_> {
-    fn add(&mut self, op: Op, ins: Vec<Option<V>>) -> Result<Vec<V>> {
-        self.count += 1;
-        let name = format!("{}_grad{}", self.name, self.count);
-        self.g.add_node(&name, op, ins)
-    }
-    fn one(&mut self, op: Op, ins: &[V]) -> Result<V> {
-        Ok(self.add(op, ins.iter().map(|&v| Some(v)).collect())?[0])
-    }
-    fn ints(&mut self, v: &[i64]) -> V {
-        self.count += 1;
-        let name = format!("{}_grad_c{}", self.name, self.count);
-        self.g.add_const(&name, Tensor::from_vec(vec![v.len()], v.to_vec()))
-    }
-    fn scalar(&mut self, x: f32) -> V {
-        self.count += 1;
-        let name = format!("{}_grad_c{}", self.name, self.count);
-        self.g.add_const(&name, Tensor::scalar(x))
-    }
-    fn shape(&self, v: V) -> Result<Vec<usize>> {
-        let f = self.g.fact(v);
-        f.concrete_shape()
-            .ok_or_else(|| anyhow!("value \"{}\" has no concrete shape {f}", self.g.value(v).name))
-    }
-    fn bin(&mut self, b: Binary, x: V, y: V) -> Result<V> {
-        self.one(Op::Binary(b), &[x, y])
-    }
-    fn reshape(&mut self, x: V, shape: &[usize]) -> Result<V> {
-        if self.shape(x)? == shape {
-            return Ok(x);
-        }
-        let s = self.ints(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
-        self.one(Op::Reshape { allowzero: false }, &[x, s])
-    }
-    fn reduce_sum(&mut self, x: V, axes: &[usize], keepdims: bool) -> Result<V> {
-        let a = self.ints(&axes.iter().map(|&d| d as i64).collect::<Vec<_>>());
-        let r = Reduce { kind: ReduceKind::Sum, keepdims, noop_with_empty_axes: false };
-        self.one(Op::Reduce(r), &[x, a])
-    }
-    /// Sums a broadcast gradient back to `target`'s shape.
-    fn unbroadcast(&mut self, dy: V, target: &[usize]) -> Result<V> {
-        let ys = self.shape(dy)?;
-        if ys == target {
-            return Ok(dy);
-        }
-        let lead = ys.len().saturating_sub(target.len());
-        let axes: Vec<usize> =
-            (0..ys.len()).filter(|&i| i < lead || (target[i - lead] == 1 && ys[i] != 1)).collect();
-        let r = if axes.is_empty() { dy } else { self.reduce_sum(dy, &axes, true)? };
-        self.reshape(r, target)
-    }
-    fn expand(&mut self, x: V, shape: &[usize]) -> Result<V> {
-        let s = self.ints(&shape.iter().map(|&d| d as i64).collect::<Vec<_>>());
-        self.one(Op::Expand, &[x, s])
-    }
-    fn transpose_last2(&mut self, x: V) -> Result<V> {
-        let r = self.shape(x)?.len();
-        let mut perm: Vec<usize> = (0..r).collect();
-        perm.swap(r - 2, r - 1);
-        self.one(Op::Transpose { perm: Some(perm) }, &[x])
-    }
-    fn gemm(&mut self, a: V, b: V, trans_a: bool, trans_b: bool, alpha: f32) -> Result<V> {
-        let op = Op::Gemm(Gemm { alpha, beta: 1.0, trans_a, trans_b, act: Act::None });
-        self.one(op, &[a, b])
-    }
-}
 
 fn input(node: &Node, i: usize) -> Result<V> {
     node.inputs.get(i).copied().flatten().ok_or_else(|| anyhow!("input {i} is missing"))
@@ -100,7 +26,13 @@ fn konst_ints(g: &Graph, v: Option<V>) -> Result<Option<Vec<i64>>> {
 /// Gradients of `node`'s inputs (None where not wanted or not differentiable), given the
 /// gradients `dys` of its outputs.
 pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool]) -> Result<Vec<Option<V>>> {
-    let mut c = Ctx { g, name: node.name.clone(), count: 0 };
+    let mut c = Builder::on(std::mem::take(g), 0).with_prefix(&format!("{}_grad", node.name));
+    let r = grad_with(&mut c, node, dys, want);
+    *g = c.into_graph();
+    r
+}
+
+fn grad_with(c: &mut Builder, node: &Node, dys: &[Option<V>], want: &[bool]) -> Result<Vec<Option<V>>> {
     let w = |i: usize| want.get(i).copied().unwrap_or(false);
     let n_in = node.inputs.len();
     let mut out: Vec<Option<V>> = vec![None; n_in];
@@ -112,13 +44,11 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                 Some(d) => d,
                 None => {
                     let s = c.shape(*o)?;
-                    c.count += 1;
-                    let name = format!("{}_grad_zero{}", c.name, c.count);
-                    c.g.add_const(&name, Tensor::zeros(DType::F32, s))
+                    c.zeros(&s)
                 }
             }));
         }
-        out[0] = Some(c.add(Op::Concat { axis: *axis }, parts)?[0]).filter(|_| w(0));
+        out[0] = Some(c.op_opt(Op::Concat { axis: *axis }, parts)?[0]).filter(|_| w(0));
         return Ok(out);
     }
     let Some(dy) = dys.first().copied().flatten() else { return Ok(out) };
@@ -128,7 +58,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
         Op::Train(TrainOp::DropoutTrain { .. }) => out[0] = Some(c.bin(Binary::Mul, dy, node.outputs[1])?),
         Op::Cast(to) => {
             let x = input(node, 0)?;
-            if c.g.fact(x).dtype != DType::F32 || *to != DType::F32 {
+            if c.fact(x).dtype != DType::F32 || *to != DType::F32 {
                 bail!("only float32 casts can be differentiated");
             }
             out[0] = Some(dy);
@@ -136,7 +66,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
         Op::Unary(u) => {
             if crate::ops::train::has_unary_grad(*u) {
                 let x = if *u == Unary::Relu { y } else { input(node, 0)? };
-                out[0] = Some(c.one(Op::Train(TrainOp::UnaryGrad(*u)), &[x, dy])?);
+                out[0] = Some(c.op(Op::Train(TrainOp::UnaryGrad(*u)), &[x, dy])?);
             } else {
                 bail!("{} has no gradient", crate::ir::unary_name(*u));
             }
@@ -148,7 +78,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                 node.inputs.get(1).copied().flatten(),
                 node.inputs.get(2).copied().flatten(),
             ];
-            out[0] = Some(c.add(Op::Train(TrainOp::ClipGrad), ins)?[0]);
+            out[0] = Some(c.op_opt(Op::Train(TrainOp::ClipGrad), ins)?[0]);
         }
         Op::Softmax { axis, log, legacy } => {
             let r = c.shape(y)?.len() as i64;
@@ -157,9 +87,9 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                     "legacy (opset < 13) softmax over axis {axis} of a rank-{r} tensor has no gradient rule"
                 );
             }
-            out[0] = Some(c.one(Op::Train(TrainOp::SoftmaxGrad { axis: *axis, log: *log }), &[y, dy])?);
+            out[0] = Some(c.op(Op::Train(TrainOp::SoftmaxGrad { axis: *axis, log: *log }), &[y, dy])?);
         }
-        Op::Binary(b) => binary(&mut c, *b, node, dy, &w, &mut out)?,
+        Op::Binary(b) => binary(c, *b, node, dy, &w, &mut out)?,
         Op::Variadic(v @ (Variadic::Sum | Variadic::Mean)) => {
             let k = n_in as f32;
             let d = if *v == Variadic::Mean {
@@ -180,7 +110,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
             let zero = c.scalar(0.0);
             for (i, (a, b)) in [(1, (dy, zero)), (2, (zero, dy))] {
                 if w(i) {
-                    let d = c.one(Op::Where, &[cond, a, b])?;
+                    let d = c.op(Op::Where, &[cond, a, b])?;
                     let s = c.shape(input(node, i)?)?;
                     out[i] = Some(c.unbroadcast(d, &s)?);
                 }
@@ -200,7 +130,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                 }
                 None => None,
             };
-            out[0] = Some(c.one(Op::Transpose { perm: inv }, &[dy])?);
+            out[0] = Some(c.op(Op::Transpose { perm: inv }, &[dy])?);
         }
         Op::Expand => {
             let s = c.shape(input(node, 0)?)?;
@@ -214,7 +144,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                 sizes.push(c.shape(input(node, i)?)?[a] as i64);
             }
             let s = c.ints(&sizes);
-            let parts = c.add(Op::Split { axis: *axis, num_outputs: n_in }, vec![Some(dy), Some(s)])?;
+            let parts = c.op_opt(Op::Split { axis: *axis, num_outputs: n_in }, vec![Some(dy), Some(s)])?;
             for i in 0..n_in {
                 if w(i) {
                     out[i] = Some(parts[i]);
@@ -224,10 +154,10 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
         Op::Slice => {
             let x = input(node, 0)?;
             let xs = c.shape(x)?;
-            let starts = konst_ints(c.g, node.inputs.get(1).copied().flatten())?.unwrap_or_default();
-            let ends = konst_ints(c.g, node.inputs.get(2).copied().flatten())?.unwrap_or_default();
-            let axes = konst_ints(c.g, node.inputs.get(3).copied().flatten())?;
-            let steps = konst_ints(c.g, node.inputs.get(4).copied().flatten())?;
+            let starts = konst_ints(c.graph(), node.inputs.get(1).copied().flatten())?.unwrap_or_default();
+            let ends = konst_ints(c.graph(), node.inputs.get(2).copied().flatten())?.unwrap_or_default();
+            let axes = konst_ints(c.graph(), node.inputs.get(3).copied().flatten())?;
+            let steps = konst_ints(c.graph(), node.inputs.get(4).copied().flatten())?;
             let spec = crate::ops::shape::slice_spec(xs.len(), &starts, &ends, axes, steps)?;
             let mut pads = vec![0i64; 2 * xs.len()];
             for (a, s, e, st) in spec {
@@ -239,12 +169,12 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
                 pads[xs.len() + a] = xs[a] as i64 - sa.start - sa.count as i64;
             }
             let p = c.ints(&pads);
-            out[0] = Some(c.one(Op::Pad(PadMode::Constant), &[dy, p])?);
+            out[0] = Some(c.op(Op::Pad(PadMode::Constant), &[dy, p])?);
         }
         Op::Pad(PadMode::Constant) => {
             let x = input(node, 0)?;
             let xs = c.shape(x)?;
-            let pads = konst_ints(c.g, node.inputs.get(1).copied().flatten())?.unwrap_or_default();
+            let pads = konst_ints(c.graph(), node.inputs.get(1).copied().flatten())?.unwrap_or_default();
             if node.inputs.get(3).copied().flatten().is_some() || pads.len() != 2 * xs.len() {
                 bail!("Pad with axes has no gradient rule");
             }
@@ -254,18 +184,18 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
             let starts: Vec<i64> = pads[..xs.len()].to_vec();
             let ends: Vec<i64> = starts.iter().zip(&xs).map(|(&s, &n)| s + n as i64).collect();
             let (s, e) = (c.ints(&starts), c.ints(&ends));
-            out[0] = Some(c.one(Op::Slice, &[dy, s, e])?);
+            out[0] = Some(c.op(Op::Slice, &[dy, s, e])?);
         }
         Op::Gather { axis } => {
             let data = input(node, 0)?;
             let ds = c.shape(data)?;
             let idx = input(node, 1)?;
-            out[0] = Some(c.one(Op::Train(TrainOp::GatherGrad { axis: *axis, data_shape: ds }), &[idx, dy])?);
+            out[0] = Some(c.op(Op::Train(TrainOp::GatherGrad { axis: *axis, data_shape: ds }), &[idx, dy])?);
         }
         Op::Reduce(r) if matches!(r.kind, ReduceKind::Sum | ReduceKind::Mean) => {
             let x = input(node, 0)?;
             let xs = c.shape(x)?;
-            let axes = konst_ints(c.g, node.inputs.get(1).copied().flatten())?;
+            let axes = konst_ints(c.graph(), node.inputs.get(1).copied().flatten())?;
             let axes: Vec<usize> = match axes {
                 Some(a) if !a.is_empty() => {
                     a.iter().map(|&a| crate::ops::norm_axis(a, xs.len())).collect::<Result<_>>()?
@@ -294,33 +224,72 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
             let xs = c.shape(input(node, 0)?)?;
             let idx = *node.outputs.get(1).ok_or_else(|| anyhow!("MaxPool was not built with indices"))?;
             let pool = crate::ir::Pool { indices: false, ..p.clone() };
-            out[0] = Some(c.one(Op::Train(TrainOp::MaxPoolGrad { pool, x_shape: xs }), &[dy, idx])?);
+            out[0] = Some(c.op(Op::Train(TrainOp::MaxPoolGrad { pool, x_shape: xs }), &[dy, idx])?);
         }
         Op::AveragePool(p) => {
             let xs = c.shape(input(node, 0)?)?;
-            out[0] = Some(c.one(Op::Train(TrainOp::AvgPoolGrad { pool: p.clone(), x_shape: xs }), &[dy])?);
+            out[0] = Some(c.op(Op::Train(TrainOp::AvgPoolGrad { pool: p.clone(), x_shape: xs }), &[dy])?);
         }
-        Op::Conv(conv) => conv_grad(&mut c, conv, node, dy, &w, &mut out)?,
-        Op::Gemm(gm) => gemm_grad(&mut c, gm, node, dy, &w, &mut out)?,
-        Op::MatMul => matmul_grad(&mut c, node, dy, &w, &mut out)?,
+        Op::Conv(conv) => conv_grad(c, conv, node, dy, &w, &mut out)?,
+        Op::Gemm(gm) => gemm_grad(c, gm, node, dy, &w, &mut out)?,
+        Op::MatMul => matmul_grad(c, node, dy, &w, &mut out)?,
         Op::Train(TrainOp::BatchNormTrain { .. }) => {
             let (x, scale) = (input(node, 0)?, input(node, 1)?);
             let ins = [x, scale, node.outputs[3], node.outputs[4], dy];
-            let r = c.add(Op::Train(TrainOp::BatchNormGrad), ins.iter().map(|&v| Some(v)).collect())?;
+            let r = c.op_opt(Op::Train(TrainOp::BatchNormGrad), ins.iter().map(|&v| Some(v)).collect())?;
             (out[0], out[1], out[2]) = (Some(r[0]), Some(r[1]), Some(r[2]));
         }
         Op::LayerNorm(l) => {
             let (x, scale) = (input(node, 0)?, input(node, 1)?);
             let ins = [x, scale, node.outputs[1], node.outputs[2], dy];
             let op = Op::Train(TrainOp::LayerNormGrad { axis: l.axis });
-            let r = c.add(op, ins.iter().map(|&v| Some(v)).collect())?;
+            let r = c.op_opt(op, ins.iter().map(|&v| Some(v)).collect())?;
             out[0] = Some(r[0]);
             out[1] = Some(r[1]);
             if n_in > 2 {
                 out[2] = Some(r[2]);
             }
         }
-        op => bail!("no gradient rule for {}", op.onnx_name()),
+        Op::QuantizeLinear { axis, to } => {
+            let ins = vec![
+                Some(input(node, 0)?),
+                Some(input(node, 1)?),
+                node.inputs.get(2).copied().flatten(),
+                Some(dy),
+            ];
+            let op = TrainOp::QuantGrad { axis: *axis, to: *to, rescale: true };
+            out[0] = Some(c.op_opt(Op::Train(op), ins)?[0]);
+        }
+        Op::FakeQuant { axis, to } => {
+            let ins = vec![
+                Some(input(node, 0)?),
+                Some(input(node, 1)?),
+                node.inputs.get(2).copied().flatten(),
+                Some(dy),
+            ];
+            let op = TrainOp::QuantGrad { axis: *axis, to: *to, rescale: false };
+            out[0] = Some(c.op_opt(Op::Train(op), ins)?[0]);
+        }
+        Op::DequantizeLinear { axis } => {
+            out[0] = Some(c.op(Op::Train(TrainOp::DequantizeGrad { axis: *axis }), &[input(node, 1)?, dy])?);
+        }
+        // Ops without a gradient rule, listed so that a new op must be placed here or given one.
+        Op::ConvTranspose(_)
+        | Op::BatchNorm(_)
+        | Op::GlobalMaxPool
+        | Op::Variadic(Variadic::Max | Variadic::Min)
+        | Op::Reduce(_)
+        | Op::GatherElements { .. }
+        | Op::Shape { .. }
+        | Op::Size
+        | Op::ConstantOfShape(_)
+        | Op::Range
+        | Op::Tile
+        | Op::Pad(_)
+        | Op::Resize(_)
+        | Op::ArgReduce { .. }
+        | Op::Train(_) => bail!("no gradient rule for {}", node.op.onnx_name()),
+        Op::Split { .. } => unreachable!("Split is handled before the single-output path"),
     }
     for (i, o) in out.iter_mut().enumerate() {
         if !w(i) {
@@ -331,7 +300,7 @@ pub(super) fn grad(g: &mut Graph, node: &Node, dys: &[Option<V>], want: &[bool])
 }
 
 fn binary(
-    c: &mut Ctx,
+    c: &mut Builder,
     b: Binary,
     node: &Node,
     dy: V,
@@ -344,7 +313,7 @@ fn binary(
     let (da, db) = match b {
         Binary::Add => (w(0).then_some(dy), w(1).then_some(dy)),
         Binary::Sub => {
-            let db = if w(1) { Some(c.one(Op::Unary(Unary::Neg), &[dy])?) } else { None };
+            let db = if w(1) { Some(c.op(Op::Unary(Unary::Neg), &[dy])?) } else { None };
             (w(0).then_some(dy), db)
         }
         Binary::Mul => {
@@ -357,7 +326,7 @@ fn binary(
             let db = if w(1) {
                 let t = c.bin(Binary::Mul, dy, y)?;
                 let t = c.bin(Binary::Div, t, bb)?;
-                Some(c.one(Op::Unary(Unary::Neg), &[t])?)
+                Some(c.op(Op::Unary(Unary::Neg), &[t])?)
             } else {
                 None
             };
@@ -373,7 +342,21 @@ fn binary(
             let t = c.bin(Binary::Mul, p, bb)?;
             (Some(c.bin(Binary::Mul, dy, t)?), None)
         }
-        _ => bail!("no gradient rule for {}", crate::ir::binary_name(b)),
+        Binary::Mod { .. }
+        | Binary::Equal
+        | Binary::Less
+        | Binary::LessOrEqual
+        | Binary::Greater
+        | Binary::GreaterOrEqual
+        | Binary::And
+        | Binary::Or
+        | Binary::Xor
+        | Binary::PRelu
+        | Binary::BitShiftLeft
+        | Binary::BitShiftRight
+        | Binary::BitwiseAnd
+        | Binary::BitwiseOr
+        | Binary::BitwiseXor => bail!("no gradient rule for {}", crate::ir::binary_name(b)),
     };
     if let Some(d) = da {
         out[0] = Some(c.unbroadcast(d, &sa)?);
@@ -385,7 +368,7 @@ fn binary(
 }
 
 fn conv_grad(
-    c: &mut Ctx,
+    c: &mut Builder,
     conv: &Conv,
     node: &Node,
     dy: V,
@@ -399,20 +382,20 @@ fn conv_grad(
     let (xs, ws) = (c.shape(x)?, c.shape(wt)?);
     if w(0) {
         let op = TrainOp::ConvGradInput { conv: conv.clone(), x_shape: xs.clone() };
-        out[0] = Some(c.one(Op::Train(op), &[dy, wt])?);
+        out[0] = Some(c.op(Op::Train(op), &[dy, wt])?);
     }
     if w(1) {
         let op = TrainOp::ConvGradWeight { conv: conv.clone(), w_shape: ws };
-        out[1] = Some(c.one(Op::Train(op), &[x, dy])?);
+        out[1] = Some(c.op(Op::Train(op), &[x, dy])?);
     }
     if w(2) {
-        out[2] = Some(c.one(Op::Train(TrainOp::ChannelSum), &[dy])?);
+        out[2] = Some(c.op(Op::Train(TrainOp::ChannelSum), &[dy])?);
     }
     Ok(())
 }
 
 fn gemm_grad(
-    c: &mut Ctx,
+    c: &mut Builder,
     gm: &Gemm,
     node: &Node,
     dy: V,
@@ -443,7 +426,7 @@ fn gemm_grad(
 }
 
 fn matmul_grad(
-    c: &mut Ctx,
+    c: &mut Builder,
     node: &Node,
     dy: V,
     w: &dyn Fn(usize) -> bool,
@@ -465,7 +448,7 @@ fn matmul_grad(
     }
     if w(0) {
         let bt = c.transpose_last2(b)?;
-        let d = c.one(Op::MatMul, &[dy, bt])?;
+        let d = c.op(Op::MatMul, &[dy, bt])?;
         out[0] = Some(c.unbroadcast(d, &sa)?);
     }
     if w(1) {
@@ -478,7 +461,7 @@ fn matmul_grad(
             out[1] = Some(c.gemm(a2, d2, true, false, 1.0)?);
         } else {
             let at = c.transpose_last2(a)?;
-            let d = c.one(Op::MatMul, &[at, dy])?;
+            let d = c.op(Op::MatMul, &[at, dy])?;
             out[1] = Some(c.unbroadcast(d, &sb)?);
         }
     }

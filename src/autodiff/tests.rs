@@ -3,53 +3,51 @@
 
 use super::*;
 use crate::ir::{
-    Act, AutoPad, Binary, Conv, Gemm, LayerNorm, Pool, Reduce, ReduceKind, Unary, Variadic, known_shape,
+    Act, AutoPad, Binary, Builder, Conv, Gemm, LayerNorm, Pool, Reduce, ReduceKind, Unary, Variadic,
+    known_shape,
 };
 use crate::runtime::{RunOptions, Runtime};
+use crate::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+/// A graph under construction for a gradient check: the shared `Builder`, plus the names of
+/// the constants to train.
 struct B {
-    g: Graph,
-    rng: StdRng,
+    b: Builder,
     extra: Vec<String>,
 }
 
 impl B {
     fn new(x_shape: &[usize], seed: u64) -> (B, ValueId) {
-        let mut g = Graph::new();
-        let x = g.add_input("x", DType::F32, known_shape(x_shape));
-        (B { g, rng: StdRng::seed_from_u64(seed), extra: vec![] }, x)
-    }
-    fn rand(&mut self, shape: &[usize], scale: f32) -> Tensor {
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| scale * self.rng.random_range(-1.0f32..1.0)).collect();
-        Tensor::from_vec(shape.to_vec(), v)
+        let mut b = Builder::seeded(seed);
+        let x = b.input("x", DType::F32, known_shape(x_shape));
+        (B { b, extra: vec![] }, x)
     }
     /// A trained constant (always included as a parameter).
     fn param(&mut self, name: &str, shape: &[usize], scale: f32) -> ValueId {
-        let t = self.rand(shape, scale);
+        let t = self.b.uniform(shape, scale);
         self.extra.push(name.into());
-        self.g.add_const(name, t)
+        self.b.konst(name, t)
     }
     fn konst(&mut self, name: &str, t: Tensor) -> ValueId {
-        self.g.add_const(name, t)
+        self.b.konst(name, t)
     }
     fn ints(&mut self, name: &str, v: &[i64]) -> ValueId {
-        self.g.add_const(name, Tensor::from_vec(vec![v.len()], v.to_vec()))
+        self.b.konst(name, Tensor::from_vec(vec![v.len()], v.to_vec()))
     }
     fn node(&mut self, name: &str, op: Op, ins: &[ValueId]) -> ValueId {
-        self.g.add_node(name, op, ins.iter().map(|&v| Some(v)).collect()).unwrap()[0]
+        self.b.node(name, op, ins).unwrap()
     }
     /// x + p: makes the gradient flowing into x checkable through p.
     fn shifted(&mut self, x: ValueId) -> ValueId {
-        let s = self.g.fact(x).concrete_shape().unwrap();
+        let s = self.b.shape(x).unwrap();
         let p = self.param("shift", &s, 0.5);
         self.node("shifted", Op::Binary(Binary::Add), &[x, p])
     }
     fn check(self, out: ValueId, loss: Loss) {
-        check_graph(self.g, out, self.extra, loss, false, 7)
+        check_graph(self.b.into_graph(), out, self.extra, loss, false, 7)
     }
 }
 
@@ -68,8 +66,8 @@ fn rand_input(rng: &mut StdRng, f: &crate::ir::Fact, classes: usize) -> Tensor {
 /// Builds the training graph, then compares the analytic directional derivative Σ g·v with
 /// (L(θ + h v) − L(θ − h v)) / 2h for three random directions v.
 fn check_graph(mut g: Graph, out: ValueId, extra: Vec<String>, loss: Loss, soft: bool, seed: u64) {
-    g.outputs = vec![out];
-    let batch = g.fact(g.inputs[0]).shape[0].known().unwrap();
+    g.set_outputs(vec![out]);
+    let batch = g.fact(g.inputs()[0]).shape[0].known().unwrap();
     let spec = TrainSpec {
         loss,
         output: 0,
@@ -82,7 +80,7 @@ fn check_graph(mut g: Graph, out: ValueId, extra: Vec<String>, loss: Loss, soft:
     let mut rng = StdRng::seed_from_u64(seed);
     let classes = g.fact(out).shape.last().and_then(|d| d.known()).unwrap_or(1);
     let mut inputs: Vec<Tensor> = Vec::new();
-    for (i, &v) in tg.graph.inputs.iter().enumerate() {
+    for (i, &v) in tg.graph.inputs().iter().enumerate() {
         let f = tg.graph.fact(v);
         let t = match tg.params.iter().find(|p| p.input == i) {
             Some(p) => g.fact(g.find(&p.name).unwrap()).konst.clone().unwrap(),
@@ -343,7 +341,7 @@ fn broadcasting_binary_and_variadic() {
         let (mut b, x) = B::new(&[3, 4, 5], 60);
         let h = b.shifted(x);
         // Values in [1.5, 2.5] keep Div away from 0 (a constant op on a constant would fold).
-        let t = b.rand(&[4, 1], 0.5);
+        let t = b.b.uniform(&[4, 1], 0.5);
         let v: Vec<f32> = t.f32s().unwrap().iter().map(|v| v + 2.0).collect();
         let p = b.konst("p", Tensor::from_vec(vec![4, 1], v));
         b.extra.push("p".into());
@@ -373,7 +371,7 @@ fn shape_ops() {
     let c = b.node("cat", Op::Concat { axis: 1 }, &[r, q]);
     let sizes = b.ints("sizes", &[1, 2]);
     let parts =
-        b.g.add_node("split", Op::Split { axis: 1, num_outputs: 2 }, vec![Some(c), Some(sizes)]).unwrap();
+        b.b.nodes("split", Op::Split { axis: 1, num_outputs: 2 }, vec![Some(c), Some(sizes)]).unwrap();
     let (st, en, ax) = (b.ints("st", &[1, 0]), b.ints("en", &[3, 2]), b.ints("ax", &[0, 2]));
     let sl = b.node("slice", Op::Slice, &[parts[1], st, en, ax]);
     let axes = b.ints("axes", &[1]);
@@ -423,7 +421,7 @@ fn losses_against_finite_differences() {
         let (mut b, x) = B::new(&[5, 6], 90);
         let w = b.param("w", &[6, 4], 1.0);
         let y = b.node("mm", Op::MatMul, &[x, w]);
-        check_graph(b.g, y, b.extra, loss, soft, 3);
+        check_graph(b.b.into_graph(), y, b.extra, loss, soft, 3);
     }
 }
 
@@ -459,23 +457,110 @@ fn frozen_and_untrainable_errors() {
     let (mut b, x) = B::new(&[2, 3], 100);
     let w = b.konst("w", Tensor::from_vec(vec![3, 2], vec![1f32; 6]));
     let y = b.node("mm", Op::MatMul, &[x, w]);
-    b.g.outputs = vec![y];
+    let g = b.b.finish(&[y]).unwrap();
     let mut spec = TrainSpec::classification(2);
-    assert_eq!(build(&b.g, &spec).unwrap().params.len(), 1);
+    assert_eq!(build(&g, &spec).unwrap().params.len(), 1);
     spec.frozen.insert("w".into());
-    let err = build(&b.g, &spec).unwrap_err();
+    let err = build(&g, &spec).unwrap_err();
     assert!(format!("{err:#}").contains("no trainable parameters"), "{err:#}");
-    // An op without a rule names the node.
+
+    // An op without a gradient rule on the path names the node and the op.
     let (mut b, x) = B::new(&[2, 3], 101);
-    let w = b.param("w", &[3, 3], 1.0);
+    let w = b.param("w", &[3, 4], 1.0);
     let y = b.node("mm", Op::MatMul, &[x, w]);
-    let r = b.node("round", Op::Unary(Unary::IsNaN), &[y]);
-    let c = b.node("cast", Op::Cast(DType::F32), &[r]);
-    let z = b.node("mul", Op::Binary(Binary::Mul), &[y, c]);
-    b.g.outputs = vec![z];
+    let axes = b.ints("axes", &[1]);
+    let r = Reduce { kind: ReduceKind::Max, keepdims: true, noop_with_empty_axes: false };
+    let z = b.node("rmax", Op::Reduce(r), &[y, axes]);
     let mut spec = TrainSpec::classification(2);
     spec.loss = Loss::Mse;
     spec.extra.insert("w".into());
-    // IsNaN's output is boolean, so no gradient flows through it: this builds fine.
-    assert!(build(&b.g, &spec).is_ok());
+    let err = build(&b.b.finish(&[z]).unwrap(), &spec).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("rmax") && msg.contains("no gradient rule for ReduceMax"), "{msg}");
+
+    // A parameter that reaches the loss only through a boolean value gets no gradient: an
+    // error naming it, not a silent zero.
+    let (mut b, x) = B::new(&[2, 3], 102);
+    let w = b.param("w", &[3, 3], 1.0);
+    let p = b.param("p", &[3], 1.0);
+    let y = b.node("mm", Op::MatMul, &[x, w]);
+    let q = b.node("q", Op::Binary(Binary::Add), &[y, p]);
+    let nan = b.node("isnan", Op::Unary(Unary::IsNaN), &[q]);
+    let c = b.node("cast", Op::Cast(DType::F32), &[nan]);
+    let z = b.node("mul", Op::Binary(Binary::Mul), &[y, c]);
+    let g = b.b.finish(&[z]).unwrap();
+    let mut spec = TrainSpec::classification(2);
+    spec.loss = Loss::Mse;
+    spec.extra = ["w".to_string(), "p".to_string()].into_iter().collect();
+    let err = build(&g, &spec).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("parameter \"p\" gets no gradient") && msg.contains("Add \"q\""), "{msg}");
+    // Freezing it is the way out.
+    spec.frozen.insert("p".into());
+    assert_eq!(build(&g, &spec).unwrap().params.len(), 1);
+}
+
+/// Gradients pass a QuantizeLinear → DequantizeLinear pair and a FakeQuant with the
+/// straight-through estimator: equal to the float gradient where x does not saturate, zero
+/// where it does. Checked against the gradient of the same graph without quantization.
+#[test]
+fn gradients_pass_quantization_straight_through() {
+    let scale = 0.05f32;
+    for fake in [false, true] {
+        let build_graph = |quant: bool| {
+            let (mut b, x) = B::new(&[2, 3], 110);
+            let w = b.param("w", &[3, 4], 1.0);
+            let y = b.node("mm", Op::MatMul, &[x, w]);
+            let y = if quant {
+                let s = b.konst("scale", Tensor::scalar(scale));
+                let zp = b.konst("zp", Tensor::scalar(0i8));
+                if fake {
+                    b.node("fq", Op::FakeQuant { axis: 1, to: DType::I8 }, &[y, s, zp])
+                } else {
+                    let q = b.node("q", Op::QuantizeLinear { axis: 1, to: DType::I8 }, &[y, s, zp]);
+                    b.node("dq", Op::DequantizeLinear { axis: 1 }, &[q, s, zp])
+                }
+            } else {
+                y
+            };
+            let g = b.b.finish(&[y]).unwrap();
+            (g, b.extra)
+        };
+        let grads = |quant: bool| {
+            let (g, extra) = build_graph(quant);
+            let mut spec = TrainSpec::classification(2);
+            spec.loss = Loss::Mse;
+            spec.extra = extra.into_iter().collect();
+            let tg = build(&g, &spec).unwrap();
+            let rt = Runtime::new(tg.graph.clone(), RunOptions { threads: 1, optimize: false }).unwrap();
+            let mut rng = StdRng::seed_from_u64(5);
+            // x in [-3, 3]: |x·w| often exceeds 127 · 0.05, so some outputs saturate.
+            let xs: Vec<f32> = (0..6).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+            let xs_copy = xs.clone();
+            let target = Tensor::from_vec(vec![2, 4], vec![0f32; 8]);
+            let w = g.fact(g.find("w").unwrap()).konst.clone().unwrap();
+            let outs = rt.run(vec![Tensor::from_vec(vec![2, 3], xs), target, w.clone()]).unwrap();
+            let y = outs[PRED_OUTPUT].f32s().unwrap().to_vec();
+            (outs[tg.params[0].grad_output].f32s().unwrap().to_vec(), y, xs_copy)
+        };
+        let (gq, yq, x) = grads(true);
+        let (_, yf, _) = grads(false);
+        // Expected: dL/dw = xᵀ · (2 yq / n · mask), mask = 0 where y / scale saturates int8.
+        let mask: Vec<f32> = yf
+            .iter()
+            .map(|v| if ((v / scale).round_ties_even()).abs() <= 127.0 { 1.0 } else { 0.0 })
+            .collect();
+        assert!(
+            mask.contains(&0.0) && mask.contains(&1.0),
+            "the test needs saturated and unsaturated outputs"
+        );
+        let dy: Vec<f32> = yq.iter().zip(&mask).map(|(y, m)| 2.0 * y / 8.0 * m).collect();
+        for i in 0..3 {
+            for j in 0..4 {
+                let want: f32 = (0..2).map(|r| x[r * 3 + i] * dy[r * 4 + j]).sum();
+                let got = gq[i * 4 + j];
+                assert!((got - want).abs() < 1e-5, "fake={fake} w[{i},{j}]: {got} vs {want}");
+            }
+        }
+    }
 }

@@ -85,7 +85,7 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
     let t0 = Instant::now();
     let logs = run_fit(&mut trainer, train.clone(), None, &cfg, false)?;
     let train_secs = t0.elapsed().as_secs_f64();
-    let trained = trainer.model();
+    let trained = trainer.model()?;
 
     println!("\n2. evaluate on the held-out images");
     let rep = evaluate(&trained, test.clone(), &loader.normalize, 256, threads)?;

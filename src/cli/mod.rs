@@ -186,10 +186,10 @@ fn inspect(model: &Path, json: bool, batch: Option<usize>, optimized: bool) -> R
 }
 
 fn print_io(g: &Graph) {
-    for &i in &g.inputs {
+    for &i in g.inputs() {
         println!("  input  {} {}", g.value(i).name, g.fact(i));
     }
-    for &o in &g.outputs {
+    for &o in g.outputs() {
         println!("  output {} {}", g.value(o).name, g.fact(o));
     }
 }
@@ -228,8 +228,8 @@ fn run(
     let g = pare::onnx::load(model)?;
     let mut given = read_inputs(args)?;
     for name in given.keys() {
-        if g.find(name).is_none_or(|v| !g.inputs.contains(&v)) {
-            let names: Vec<&str> = g.inputs.iter().map(|v| g.value(*v).name.as_str()).collect();
+        if g.find(name).is_none_or(|v| !g.inputs().contains(&v)) {
+            let names: Vec<&str> = g.inputs().iter().map(|v| g.value(*v).name.as_str()).collect();
             bail!("{}: no input named \"{name}\" (inputs: {})", model.display(), names.join(", "));
         }
     }
@@ -237,7 +237,7 @@ fn run(
     let g = if batch.is_some() { profile::concrete(&g, batch)? } else { g };
     let random = profile::random_inputs(&profile::concrete(&g, None)?, seed)?;
     let mut inputs = Vec::new();
-    for (k, &v) in g.inputs.iter().enumerate() {
+    for (k, &v) in g.inputs().iter().enumerate() {
         let name = &g.value(v).name;
         inputs.push(given.remove(name).unwrap_or_else(|| random[k].clone()));
     }

@@ -216,7 +216,7 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         );
     }
     let logs = run_fit(&mut trainer, train, test, &cfg, a.json)?;
-    pare::onnx::save(&trainer.model(), &a.output)?;
+    pare::onnx::save(&trainer.model()?, &a.output)?;
     if a.json {
         let last = logs.last();
         println!("{}", serde_json::json!({"output": a.output, "checkpoint": ckpt, "final": last}));

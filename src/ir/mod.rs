@@ -1,17 +1,27 @@
 //! The graph IR: typed values, nodes holding a closed `Op`, shape inference on insertion,
 //! `verify()`, and `Patch` for edits.
+//!
+//! The contract: a `Graph`'s fields are private. Nodes and values are added with
+//! [`Graph::add_input`], [`Graph::add_const`] and [`Graph::add_node`] (or through
+//! [`Builder`]); every later edit goes through a [`Patch`], which re-infers facts downstream
+//! of the edit and verifies the result before it replaces the graph. [`Rebuild`] is the one
+//! way to copy a graph node by node into a new one (re-batching, training graphs).
 
+mod builder;
 mod fact;
 mod op;
 mod patch;
+mod rebuild;
 mod train_op;
 
+pub use builder::{Builder, Init};
 pub use fact::*;
 pub use op::*;
 pub use patch::{PVal, Patch};
+pub use rebuild::Rebuild;
 
 use crate::tensor::{DType, Tensor};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
 
 /// Index of a value in a graph.
@@ -49,18 +59,31 @@ pub struct Node {
 /// Size limit (elements) for folding a node whose inputs are all constant at build time.
 const FOLD_LIMIT: usize = 1 << 26;
 
-/// A computation graph. Nodes are stored in insertion order; removed nodes leave a hole.
-#[derive(Clone, Debug, Default)]
+/// A computation graph. Nodes are stored in insertion order; removed nodes leave a hole
+/// until [`Graph::compact`].
+#[derive(Clone, Debug)]
 pub struct Graph {
-    /// All values ever created (some may be unused).
-    pub values: Vec<Value>,
-    /// Nodes; `None` where a node was removed.
-    pub nodes: Vec<Option<Node>>,
-    /// Graph inputs (non-constant, supplied at run time).
-    pub inputs: Vec<ValueId>,
-    /// Graph outputs.
-    pub outputs: Vec<ValueId>,
+    values: Vec<Value>,
+    nodes: Vec<Option<Node>>,
+    inputs: Vec<ValueId>,
+    outputs: Vec<ValueId>,
     names: HashMap<String, ValueId>,
+    folding: bool,
+    pinned: HashSet<ValueId>,
+}
+
+impl Default for Graph {
+    fn default() -> Graph {
+        Graph {
+            values: Vec::new(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            names: HashMap::new(),
+            folding: true,
+            pinned: HashSet::new(),
+        }
+    }
 }
 
 impl Graph {
@@ -77,17 +100,76 @@ impl Graph {
     pub fn fact(&self, v: ValueId) -> &Fact {
         &self.values[v.0].fact
     }
-    /// Node by id; panics on a removed node.
-    pub fn node(&self, n: NodeId) -> &Node {
-        self.nodes[n.0].as_ref().expect("removed node")
+    /// Every value ever created, with its id (some may be unused until [`Graph::compact`]).
+    pub fn values(&self) -> impl Iterator<Item = (ValueId, &Value)> {
+        self.values.iter().enumerate().map(|(i, v)| (ValueId(i), v))
+    }
+    /// Number of values (an upper bound for `ValueId`s).
+    pub fn value_count(&self) -> usize {
+        self.values.len()
+    }
+    /// Number of node slots, removed ones included (an upper bound for `NodeId`s).
+    pub fn node_slots(&self) -> usize {
+        self.nodes.len()
+    }
+    /// Node by id; an error for a removed node or an id out of range.
+    pub fn node(&self, n: NodeId) -> Result<&Node> {
+        match self.nodes.get(n.0) {
+            Some(Some(node)) => Ok(node),
+            Some(None) => Err(anyhow!("node #{} was removed from the graph", n.0)),
+            None => {
+                Err(anyhow!("node #{} does not exist (the graph has {} node slots)", n.0, self.nodes.len()))
+            }
+        }
+    }
+    /// True when `n` names a live node.
+    pub fn is_live(&self, n: NodeId) -> bool {
+        matches!(self.nodes.get(n.0), Some(Some(_)))
     }
     /// Live nodes with their ids, in insertion order.
     pub fn live_nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
         self.nodes.iter().enumerate().filter_map(|(i, n)| n.as_ref().map(|n| (NodeId(i), n)))
     }
+    /// The run-time inputs, in order.
+    pub fn inputs(&self) -> &[ValueId] {
+        &self.inputs
+    }
+    /// The outputs, in order.
+    pub fn outputs(&self) -> &[ValueId] {
+        &self.outputs
+    }
+    /// Sets the outputs (each must be a value of this graph).
+    pub fn set_outputs(&mut self, outputs: Vec<ValueId>) {
+        debug_assert!(outputs.iter().all(|o| o.0 < self.values.len()));
+        self.outputs = outputs;
+    }
     /// Looks a value up by name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
         self.names.get(name).copied()
+    }
+    /// The node that produces `v`, if any.
+    pub fn producer(&self, v: ValueId) -> Option<&Node> {
+        self.value(v).producer.and_then(|(n, _)| self.nodes.get(n.0)?.as_ref())
+    }
+
+    /// Whether nodes whose inputs are all constant are evaluated when added (default: yes).
+    pub fn folding(&self) -> bool {
+        self.folding
+    }
+    /// Turns build-time constant folding on or off for nodes added from now on (also by
+    /// patches). A technique that must keep a graph's structure (e.g. int8 weights behind a
+    /// DequantizeLinear) turns it off.
+    pub fn set_folding(&mut self, on: bool) {
+        self.folding = on;
+    }
+    /// Marks a value so that no node reading it is folded at build time (e.g. a weight a
+    /// technique will rewrite, which must keep its own node).
+    pub fn pin(&mut self, v: ValueId) {
+        self.pinned.insert(v);
+    }
+    /// True if `v` was pinned with [`Graph::pin`].
+    pub fn is_pinned(&self, v: ValueId) -> bool {
+        self.pinned.contains(&v)
     }
 
     /// Returns `base` or `base_N`, whichever is not yet a value name.
@@ -118,14 +200,26 @@ impl Graph {
         self.push_value(name, Fact::konst(t), None)
     }
 
-    /// Adds a node, inferring output facts. When every input is constant and the op is
-    /// foldable, the node is evaluated now and its outputs become constants (no node is added).
+    /// True when a node `op` reading `inputs` would be evaluated at build time: folding is
+    /// on, the op is foldable, every input is a constant and none is pinned.
+    fn folds(&self, op: &Op, inputs: &[Option<ValueId>], out_facts: &[Fact]) -> bool {
+        self.folding
+            && op.foldable()
+            && !inputs.is_empty()
+            && inputs.iter().flatten().all(|&v| self.fact(v).konst.is_some() && !self.pinned.contains(&v))
+            && out_facts.iter().all(|f| f.numel().is_some_and(|n| n <= FOLD_LIMIT))
+    }
+
+    /// Adds a node, inferring output facts. When the folding policy allows it (see
+    /// [`Graph::set_folding`], [`Graph::pin`], [`Op::foldable`]) and every input is constant,
+    /// the node is evaluated now and its outputs become constants (no node is added).
     pub fn add_node(&mut self, name: &str, op: Op, inputs: Vec<Option<ValueId>>) -> Result<Vec<ValueId>> {
+        if let Some(v) = inputs.iter().flatten().find(|v| v.0 >= self.values.len()) {
+            bail!("{} \"{name}\" reads value #{} that does not exist", op.onnx_name(), v.0);
+        }
         let facts: Vec<Option<&Fact>> = inputs.iter().map(|i| i.map(|v| self.fact(v))).collect();
         let out_facts = op.infer(&facts).with_context(|| self.describe(name, &op, &inputs))?;
-        let all_const = facts.iter().all(|f| f.is_none_or(|f| f.konst.is_some()));
-        let small = out_facts.iter().all(|f| f.numel().is_some_and(|n| n <= FOLD_LIMIT));
-        if all_const && op.foldable() && small && !inputs.is_empty() {
+        if self.folds(&op, &inputs, &out_facts) {
             let ts: Vec<Option<&Tensor>> = facts.iter().map(|f| f.and_then(|f| f.konst.as_ref())).collect();
             let outs = op.eval(&ts).with_context(|| self.describe(name, &op, &inputs))?;
             return Ok(outs
@@ -158,7 +252,8 @@ impl Graph {
         let ins: Vec<String> = inputs
             .iter()
             .map(|i| match i {
-                Some(v) => format!("{} {}", self.value(*v).name, self.fact(*v)),
+                Some(v) if v.0 < self.values.len() => format!("{} {}", self.value(*v).name, self.fact(*v)),
+                Some(v) => format!("#{} (missing)", v.0),
                 None => "(absent)".into(),
             })
             .collect();
@@ -167,8 +262,10 @@ impl Graph {
 
     /// Describes a node for error messages.
     pub fn describe_node(&self, n: NodeId) -> String {
-        let node = self.node(n);
-        self.describe(&node.name, &node.op, &node.inputs)
+        match self.node(n) {
+            Ok(node) => self.describe(&node.name, &node.op, &node.inputs),
+            Err(e) => e.to_string(),
+        }
     }
 
     /// Node ids in an order where every node comes after the producers of its inputs,
@@ -186,13 +283,13 @@ impl Graph {
                     }
                     state[n.0] = 1;
                 }
-                let node = self.node(n);
+                let node = self.node(n)?;
                 if let Some(inp) = node.inputs.get(i) {
                     stack.push((n, i + 1));
                     if let Some((p, _)) = inp.and_then(|v| self.value(v).producer) {
                         match state[p.0] {
                             0 => stack.push((p, 0)),
-                            1 => bail!("graph has a cycle through node \"{}\"", self.node(p).name),
+                            1 => bail!("graph has a cycle through node \"{}\"", self.node(p)?.name),
                             _ => {}
                         }
                     }
@@ -218,22 +315,25 @@ impl Graph {
         c
     }
 
-    /// Checks the graph's invariants: ids in range, producers consistent, no cycles,
-    /// node outputs' facts agree with re-inferred ones, outputs defined.
+    fn defined(&self, v: ValueId) -> bool {
+        let val = self.value(v);
+        match val.producer {
+            Some((p, _)) => self.is_live(p),
+            None => val.fact.konst.is_some() || self.inputs.contains(&v),
+        }
+    }
+
+    /// Checks the graph's invariants: ids in range, producers consistent, no cycles, every
+    /// node output's recorded fact equal to the re-inferred one (dtype, rank, and every dim
+    /// the inference knows), outputs defined.
     pub fn verify(&self) -> Result<()> {
-        let inputs: HashSet<ValueId> = self.inputs.iter().copied().collect();
         for (id, node) in self.live_nodes() {
             for v in node.inputs.iter().flatten() {
                 if v.0 >= self.values.len() {
                     bail!("node \"{}\" reads value #{} that does not exist", node.name, v.0);
                 }
-                let val = self.value(*v);
-                let defined = match val.producer {
-                    Some((p, _)) => self.nodes.get(p.0).is_some_and(|n| n.is_some()),
-                    None => val.fact.konst.is_some() || inputs.contains(v),
-                };
-                if !defined {
-                    bail!("node \"{}\" reads \"{}\", which nothing defines", node.name, val.name);
+                if !self.defined(*v) {
+                    bail!("node \"{}\" reads \"{}\", which nothing defines", node.name, self.value(*v).name);
                 }
             }
             for (i, o) in node.outputs.iter().enumerate() {
@@ -243,9 +343,17 @@ impl Graph {
             }
             let facts: Vec<Option<&Fact>> = node.inputs.iter().map(|i| i.map(|v| self.fact(v))).collect();
             let inferred = node.op.infer(&facts).with_context(|| self.describe_node(id))?;
+            if inferred.len() != node.outputs.len() {
+                bail!(
+                    "node \"{}\" has {} outputs but its op infers {}",
+                    node.name,
+                    node.outputs.len(),
+                    inferred.len()
+                );
+            }
             for (o, f) in node.outputs.iter().zip(&inferred) {
                 let have = self.fact(*o);
-                if have.dtype != f.dtype || have.rank() != f.rank() {
+                if !fact_agrees(have, f) {
                     bail!(
                         "node \"{}\": output \"{}\" is recorded as {} but infers as {}",
                         node.name,
@@ -257,53 +365,65 @@ impl Graph {
             }
         }
         for &o in &self.outputs {
-            let val = self.value(o);
-            let ok = match val.producer {
-                Some((p, _)) => self.nodes[p.0].is_some(),
-                None => val.fact.konst.is_some() || inputs.contains(&o),
-            };
-            if !ok {
-                bail!("graph output \"{}\" is not defined", val.name);
+            if o.0 >= self.values.len() || !self.defined(o) {
+                bail!("graph output #{} is not defined", o.0);
             }
         }
         self.topo_order()?;
         Ok(())
     }
 
+    /// Re-infers the facts of every live node's outputs in topological order (after a
+    /// patch changed a constant, an op or a wiring). Constants are not re-folded.
+    fn refresh_facts(&mut self) -> Result<()> {
+        let mut order = self.topo_order()?;
+        // Nodes no output depends on still get fresh facts, after the live ones.
+        let seen: HashSet<NodeId> = order.iter().copied().collect();
+        order.extend(self.live_nodes().map(|(id, _)| id).filter(|id| !seen.contains(id)).collect::<Vec<_>>());
+        for n in order {
+            let node = self.node(n)?;
+            let facts: Vec<Option<&Fact>> = node.inputs.iter().map(|i| i.map(|v| self.fact(v))).collect();
+            let inferred = node.op.infer(&facts).with_context(|| self.describe_node(n))?;
+            let outs = node.outputs.clone();
+            if inferred.len() != outs.len() {
+                bail!(
+                    "{}: the op now has {} outputs, the node {}",
+                    self.describe_node(n),
+                    inferred.len(),
+                    outs.len()
+                );
+            }
+            for (o, f) in outs.into_iter().zip(inferred) {
+                self.values[o.0].fact = f;
+            }
+        }
+        Ok(())
+    }
+
     /// Re-runs shape inference over the whole graph (after input shapes change), folding
     /// nodes whose inputs became constant. Returns the rebuilt graph.
     pub fn reinfer(&self) -> Result<Graph> {
-        let mut g = Graph::new();
-        let mut map: HashMap<ValueId, ValueId> = HashMap::new();
-        for &i in &self.inputs {
-            let v = self.value(i);
-            map.insert(i, g.add_input(&v.name, v.fact.dtype, v.fact.shape.clone()));
-        }
-        for (id, v) in self.values.iter().enumerate() {
-            if v.producer.is_none() && v.fact.konst.is_some() {
-                map.insert(ValueId(id), g.add_const(&v.name, v.fact.konst.clone().unwrap()));
-            }
-        }
-        for n in self.topo_order()? {
-            let node = self.node(n);
-            let ins = node.inputs.iter().map(|i| i.map(|v| map[&v])).collect();
-            let outs = g.add_node(&node.name, node.op.clone(), ins)?;
-            for (o, new) in node.outputs.iter().zip(outs) {
-                g.rename(new, &self.value(*o).name);
-                map.insert(*o, new);
-            }
-        }
-        g.outputs = self.outputs.iter().map(|o| map[o]).collect();
-        Ok(g)
+        let mut r = Rebuild::new(self);
+        r.copy_inputs(|v| v.fact.shape.clone());
+        r.copy_consts();
+        r.copy_nodes()?;
+        r.finish()
     }
 
     /// A copy with some inputs' shapes replaced (e.g. a concrete batch size), re-inferred.
     pub fn with_input_shapes(&self, shapes: &[(ValueId, Shape)]) -> Result<Graph> {
-        let mut g = self.clone();
-        for (v, s) in shapes {
-            g.values[v.0].fact.shape = s.clone();
-        }
-        g.reinfer()
+        let wanted: HashMap<ValueId, &Shape> = shapes.iter().map(|(v, s)| (*v, s)).collect();
+        let mut r = Rebuild::new(self);
+        let ids = self.inputs.clone();
+        let mut k = 0;
+        r.copy_inputs(|v| {
+            let s = wanted.get(&ids[k]).map(|s| (*s).clone()).unwrap_or_else(|| v.fact.shape.clone());
+            k += 1;
+            s
+        });
+        r.copy_consts();
+        r.copy_nodes()?;
+        r.finish()
     }
 
     /// A copy with every symbolic or unknown dim of every input set to `n`.
@@ -332,6 +452,54 @@ impl Graph {
         Ok(removed)
     }
 
+    /// Drops dead nodes and every value that no live node, input or output refers to (old
+    /// weights left behind by rewrites), renumbering ids. Ids held from before are invalid
+    /// afterwards; names are kept.
+    pub fn compact(&mut self) -> Result<()> {
+        self.remove_dead()?;
+        let mut keep = vec![false; self.values.len()];
+        for &v in self.inputs.iter().chain(&self.outputs) {
+            keep[v.0] = true;
+        }
+        for (_, n) in self.live_nodes() {
+            n.inputs.iter().flatten().chain(&n.outputs).for_each(|v| keep[v.0] = true);
+        }
+        let mut vmap = vec![usize::MAX; self.values.len()];
+        let mut nmap = vec![usize::MAX; self.nodes.len()];
+        let mut k = 0;
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.is_some() {
+                nmap[i] = k;
+                k += 1;
+            }
+        }
+        let mut values = Vec::new();
+        for (i, v) in std::mem::take(&mut self.values).into_iter().enumerate() {
+            if keep[i] {
+                vmap[i] = values.len();
+                let producer = v.producer.map(|(n, s)| (NodeId(nmap[n.0]), s));
+                values.push(Value { producer, ..v });
+            }
+        }
+        let vm = |v: ValueId| ValueId(vmap[v.0]);
+        self.nodes = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .flatten()
+            .map(|n| Node {
+                inputs: n.inputs.iter().map(|i| i.map(vm)).collect(),
+                outputs: n.outputs.iter().map(|&o| vm(o)).collect(),
+                ..n
+            })
+            .map(Some)
+            .collect();
+        self.inputs = self.inputs.iter().map(|&v| vm(v)).collect();
+        self.outputs = self.outputs.iter().map(|&v| vm(v)).collect();
+        self.pinned = self.pinned.iter().filter(|v| keep[v.0]).map(|&v| vm(v)).collect();
+        self.values = values;
+        self.names = self.values.iter().enumerate().map(|(i, v)| (v.name.clone(), ValueId(i))).collect();
+        self.verify().context("graph invalid after compaction")
+    }
+
     /// Number of live nodes.
     pub fn node_count(&self) -> usize {
         self.nodes.iter().flatten().count()
@@ -355,6 +523,17 @@ impl Graph {
         }
         out
     }
+}
+
+/// True when a recorded fact agrees with a freshly inferred one: same dtype and rank, and
+/// equal wherever the inferred shape knows a dim.
+fn fact_agrees(have: &Fact, inferred: &Fact) -> bool {
+    have.dtype == inferred.dtype
+        && have.rank() == inferred.rank()
+        && have.shape.iter().zip(&inferred.shape).all(|(h, i)| match i {
+            Dim::Known(_) | Dim::Sym(_) => h == i,
+            Dim::Unknown => true,
+        })
 }
 
 /// Name of output `i` of a node called `node`.

@@ -449,6 +449,15 @@ pub enum Op {
         /// Channel axis for per-axis scales.
         axis: i64,
     },
+    /// Quantize then dequantize in one float-to-float op (inputs: x, scale, optional zero
+    /// point), for quantization-aware training: its gradient is the straight-through
+    /// estimator, zero where `x` saturates. Exported as a QuantizeLinear/DequantizeLinear pair.
+    FakeQuant {
+        /// Channel axis for per-axis scales.
+        axis: i64,
+        /// Integer type when no zero point is given.
+        to: DType,
+    },
     /// A training-only op (gradients, losses); never exported.
     Train(TrainOp),
 }
@@ -516,18 +525,109 @@ impl Op {
             Op::ArgReduce { max: false, .. } => "ArgMin",
             Op::QuantizeLinear { .. } => "QuantizeLinear",
             Op::DequantizeLinear { .. } => "DequantizeLinear",
+            Op::FakeQuant { .. } => "FakeQuant",
             Op::Train(t) => t.name(),
         }
     }
 
-    /// True for ops whose result may be computed at graph-build time when all inputs are constant.
+    /// True for ops whose result may be computed at graph-build time when all inputs are
+    /// constant. Quantization ops never fold, so integer weights behind a DequantizeLinear stay
+    /// integers; random and training-mode ops never fold. (A graph can also turn folding off,
+    /// or pin values: see `Graph::set_folding` and `Graph::pin`.)
     pub fn foldable(&self) -> bool {
-        !matches!(
-            self,
-            Op::Dropout { .. }
-                | Op::BatchNorm(BatchNorm { training: true, .. })
-                | Op::Train(TrainOp::DropoutTrain { .. } | TrainOp::BatchNormTrain { .. })
-        )
+        match self {
+            Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } | Op::FakeQuant { .. } => false,
+            Op::Dropout { .. } => false,
+            Op::BatchNorm(b) => !b.training,
+            Op::Train(t) => !matches!(t, TrainOp::DropoutTrain { .. } | TrainOp::BatchNormTrain { .. }),
+            Op::Conv(_)
+            | Op::ConvTranspose(_)
+            | Op::Gemm(_)
+            | Op::MatMul
+            | Op::LayerNorm(_)
+            | Op::MaxPool(_)
+            | Op::AveragePool(_)
+            | Op::GlobalAveragePool
+            | Op::GlobalMaxPool
+            | Op::Softmax { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Variadic(_)
+            | Op::Clip
+            | Op::Where
+            | Op::Cast(_)
+            | Op::Reshape { .. }
+            | Op::Flatten { .. }
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Split { .. }
+            | Op::Slice
+            | Op::Gather { .. }
+            | Op::GatherElements { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Shape { .. }
+            | Op::Size
+            | Op::ConstantOfShape(_)
+            | Op::Expand
+            | Op::Range
+            | Op::Tile
+            | Op::Identity
+            | Op::Pad(_)
+            | Op::Resize(_)
+            | Op::Reduce(_)
+            | Op::ArgReduce { .. } => true,
+        }
+    }
+
+    /// Input positions where a float constant is a trainable parameter of the layer
+    /// (weights, biases, normalisation scales and shifts, embedding tables). Running
+    /// statistics, shapes, axes and quantization parameters are not.
+    pub fn param_slots(&self) -> &'static [usize] {
+        match self {
+            Op::Conv(_) | Op::ConvTranspose(_) => &[1, 2],
+            Op::Gemm(_) => &[0, 1, 2],
+            Op::MatMul => &[0, 1],
+            Op::BatchNorm(_) | Op::LayerNorm(_) => &[1, 2],
+            Op::Gather { .. } => &[0],
+            Op::Binary(Binary::PRelu) => &[1],
+            Op::Binary(_)
+            | Op::MaxPool(_)
+            | Op::AveragePool(_)
+            | Op::GlobalAveragePool
+            | Op::GlobalMaxPool
+            | Op::Softmax { .. }
+            | Op::Unary(_)
+            | Op::Variadic(_)
+            | Op::Clip
+            | Op::Where
+            | Op::Cast(_)
+            | Op::Reshape { .. }
+            | Op::Flatten { .. }
+            | Op::Transpose { .. }
+            | Op::Concat { .. }
+            | Op::Split { .. }
+            | Op::Slice
+            | Op::GatherElements { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Shape { .. }
+            | Op::Size
+            | Op::ConstantOfShape(_)
+            | Op::Expand
+            | Op::Range
+            | Op::Tile
+            | Op::Identity
+            | Op::Dropout { .. }
+            | Op::Pad(_)
+            | Op::Resize(_)
+            | Op::Reduce(_)
+            | Op::ArgReduce { .. }
+            | Op::QuantizeLinear { .. }
+            | Op::DequantizeLinear { .. }
+            | Op::FakeQuant { .. }
+            | Op::Train(_) => &[],
+        }
     }
 }
 

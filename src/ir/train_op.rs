@@ -3,6 +3,7 @@
 //! refuses them.
 
 use super::op::{Conv, Pool, Unary};
+use crate::tensor::DType;
 
 /// Loss functions. Each loss op outputs the scalar loss and its gradient with respect to the
 /// prediction (inputs: prediction, target), so a training graph needs no separate loss backward.
@@ -104,6 +105,22 @@ pub enum TrainOp {
         /// Drop probability.
         ratio: f32,
     },
+    /// Straight-through gradient of QuantizeLinear (`rescale`: divided by the scale) or of
+    /// FakeQuant (inputs: X, scale, optional zero point, dY): dY where X does not saturate.
+    QuantGrad {
+        /// Channel axis of per-axis scales.
+        axis: i64,
+        /// Integer type when no zero point is given.
+        to: DType,
+        /// Divide by the scale (the forward output is in integer units).
+        rescale: bool,
+    },
+    /// Gradient of DequantizeLinear with respect to its integer input, as float32
+    /// (inputs: scale, dY): dY · scale.
+    DequantizeGrad {
+        /// Channel axis of per-axis scales.
+        axis: i64,
+    },
     /// A loss (inputs: prediction, target); outputs the scalar loss and d loss / d prediction.
     Loss(Loss),
 }
@@ -125,6 +142,8 @@ impl TrainOp {
             TrainOp::LayerNormGrad { .. } => "LayerNormGrad",
             TrainOp::GatherGrad { .. } => "GatherGrad",
             TrainOp::DropoutTrain { .. } => "DropoutTrain",
+            TrainOp::QuantGrad { .. } => "QuantGrad",
+            TrainOp::DequantizeGrad { .. } => "DequantizeGrad",
             TrainOp::Loss(Loss::CrossEntropy { .. }) => "SoftmaxCrossEntropyLoss",
             TrainOp::Loss(Loss::Mse) => "MseLoss",
             TrainOp::Loss(Loss::KlDiv { .. }) => "KlDivLoss",

@@ -60,14 +60,14 @@ pub fn to_model(graph: &Graph) -> Result<ModelProto> {
     let mut ex = Ex::new(graph);
     let (outputs, identities) = ex.outputs();
     for n in graph.topo_order()? {
-        let node = graph.node(n);
+        let node = graph.node(n)?;
         ex.node(node).with_context(|| format!("exporting {}", graph.describe_node(n)))?;
     }
     for (v, out_name) in identities {
         let input = ex.input(Some(v));
         ex.push("Identity", &out_name, vec![input], vec![out_name.clone()], vec![]);
     }
-    let inputs = graph.inputs.iter().map(|&v| value_info(&ex.names[v.0], graph.fact(v))).collect();
+    let inputs = graph.inputs().iter().map(|&v| value_info(&ex.names[v.0], graph.fact(v))).collect();
     let gp = GraphProto {
         node: ex.nodes,
         name: Some("pare".into()),
@@ -127,10 +127,10 @@ struct Ex<'g> {
 
 impl<'g> Ex<'g> {
     fn new(g: &'g Graph) -> Ex<'g> {
-        let mut taken: HashSet<String> = g.values.iter().map(|v| v.name.clone()).collect();
-        let mut names = Vec::with_capacity(g.values.len());
+        let mut taken: HashSet<String> = g.values().map(|(_, v)| v.name.clone()).collect();
+        let mut names = Vec::with_capacity(g.value_count());
         let mut seen = HashSet::new();
-        for (i, v) in g.values.iter().enumerate() {
+        for (ValueId(i), v) in g.values() {
             if !v.name.is_empty() && seen.insert(v.name.clone()) {
                 names.push(v.name.clone());
             } else {
@@ -159,7 +159,7 @@ impl<'g> Ex<'g> {
         let mut used = HashSet::new();
         let mut out = Vec::new();
         let mut identities = Vec::new();
-        for &v in &self.g.outputs {
+        for &v in self.g.outputs() {
             let val = self.g.value(v);
             let name = self.names[v.0].clone();
             if val.producer.is_some() && used.insert(v) {
@@ -356,6 +356,19 @@ impl<'g> Ex<'g> {
                 }
             }
             Op::DequantizeLinear { axis } => attrs.push(attr_int("axis", *axis)),
+            Op::FakeQuant { axis, to } => {
+                // QuantizeLinear → DequantizeLinear, with the same scale and zero point.
+                let q = self.fresh(&format!("{}_q", outputs[0]));
+                let mut q_attrs = vec![attr_int("axis", *axis)];
+                if inputs.get(2).is_none_or(|s| s.is_empty()) && *to != DType::U8 {
+                    q_attrs.push(attr_int("output_dtype", dtype_to_onnx(*to) as i64));
+                }
+                let qname = format!("{}_quantize", node.name);
+                self.push("QuantizeLinear", &qname, inputs.clone(), vec![q.clone()], q_attrs);
+                inputs[0] = q;
+                op_type = "DequantizeLinear";
+                attrs.push(attr_int("axis", *axis));
+            }
             Op::MatMul
             | Op::GlobalAveragePool
             | Op::GlobalMaxPool

@@ -203,11 +203,12 @@ fn import_graph(gp: &GraphProto, opset: i64) -> Result<Graph> {
         let n = &gp.node[i];
         import_node(&mut g, &mut scope, n, opset, &used).with_context(|| node_label(n, i))?;
     }
+    let mut outputs = Vec::new();
     for o in &gp.output {
         let name = o.name.as_deref().unwrap_or("");
-        let v = scope.get(name).with_context(|| format!("graph output \"{name}\""))?;
-        g.outputs.push(v);
+        outputs.push(scope.get(name).with_context(|| format!("graph output \"{name}\""))?);
     }
+    g.set_outputs(outputs);
     // Nodes whose outputs were all folded into constants (e.g. Shape of a known shape), or
     // that nothing reads, are dropped.
     g.remove_dead()?;

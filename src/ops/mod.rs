@@ -1,6 +1,7 @@
 //! Shape inference and evaluation for every `Op`, grouped by family.
 //! Each family module owns some variants; this module routes to them.
 
+mod cost;
 pub mod elementwise;
 pub mod nn;
 pub mod quant;
@@ -95,7 +96,7 @@ fn family(op: &Op) -> Family<'_> {
         | Op::Pad(_) => Family::Shape,
         Op::Reduce(_) | Op::ArgReduce { .. } => Family::Reduce,
         Op::Resize(_) => Family::Resize,
-        Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => Family::Quant,
+        Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } | Op::FakeQuant { .. } => Family::Quant,
         Op::Train(t) => Family::Train(t),
     }
 }

@@ -14,14 +14,14 @@ fn f32_const(g: &Graph, v: Option<ValueId>) -> Option<Vec<f32>> {
 
 /// Conv → BatchNormalization (inference) becomes one Conv with rescaled weights and bias.
 pub fn fold_batchnorm(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
-    let bn = g.node(n);
+    let bn = g.node(n).ok()?;
     let Op::BatchNorm(attrs) = &bn.op else { return None };
     if attrs.training || bn.outputs.len() != 1 {
         return None;
     }
     let x = bn.inputs.first().copied().flatten()?;
     let (cn, _) = g.value(x).producer?;
-    let conv = g.node(cn);
+    let conv = g.node(cn).ok()?;
     let Op::Conv(c) = &conv.op else { return None };
     if c.act != Act::None || uses.sole_consumer(x) != Some(n) {
         return None;
@@ -61,7 +61,7 @@ pub fn fold_batchnorm(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
 
 /// The activation a node computes, if it can be fused into a preceding Conv/Gemm.
 fn as_act(g: &Graph, n: NodeId) -> Option<Act> {
-    let node = g.node(n);
+    let node = g.node(n).ok()?;
     match &node.op {
         Op::Unary(Unary::Relu) => Some(Act::Relu),
         Op::Unary(Unary::LeakyRelu(a)) => Some(Act::LeakyRelu(*a)),
@@ -88,7 +88,7 @@ fn as_act(g: &Graph, n: NodeId) -> Option<Act> {
 
 /// Conv/Gemm followed by an activation becomes one node with a fused epilogue.
 pub fn fuse_activation(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
-    let node = g.node(n);
+    let node = g.node(n).ok()?;
     let new_op = match &node.op {
         Op::Conv(c) if c.act == Act::None => Op::Conv(c.clone()),
         Op::Gemm(m) if m.act == Act::None => Op::Gemm(m.clone()),
@@ -113,7 +113,7 @@ pub fn fuse_activation(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
     let mut p = Patch::new();
     let ins = node.inputs.iter().map(|i| i.map(PVal::Old)).collect();
     let e = p.add_node(&node.name, new_op, ins);
-    p.shunt(g.node(next).outputs[0], PVal::New(e, 0));
+    p.shunt(g.node(next).ok()?.outputs[0], PVal::New(e, 0));
     p.remove(next);
     p.remove(n);
     Some(p)
@@ -122,7 +122,7 @@ pub fn fuse_activation(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
 /// MatMul of a 2-D input by a constant 2-D matrix, followed by Add of a constant bias
 /// broadcastable to [N], becomes Gemm.
 pub fn matmul_add_to_gemm(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
-    let mm = g.node(n);
+    let mm = g.node(n).ok()?;
     if mm.op != Op::MatMul {
         return None;
     }
@@ -134,7 +134,7 @@ pub fn matmul_add_to_gemm(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
     }
     let ncols = bt.shape()[1];
     let add_n = uses.sole_consumer(mm.outputs[0])?;
-    let add = g.node(add_n);
+    let add = g.node(add_n).ok()?;
     if add.op != Op::Binary(Binary::Add) {
         return None;
     }
@@ -174,14 +174,14 @@ fn per_channel(t: &Tensor, out_rank: usize, c: usize) -> Option<Vec<f32>> {
 
 /// Conv followed by Add or Mul of a per-channel constant folds it into the bias/weights.
 pub fn conv_absorb_affine(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
-    let conv = g.node(n);
+    let conv = g.node(n).ok()?;
     let Op::Conv(c) = &conv.op else { return None };
     if c.act != Act::None {
         return None;
     }
     let y = conv.outputs[0];
     let next_n = uses.sole_consumer(y)?;
-    let next = g.node(next_n);
+    let next = g.node(next_n).ok()?;
     let is_mul = match next.op {
         Op::Binary(Binary::Add) => false,
         Op::Binary(Binary::Mul) => true,

@@ -22,8 +22,8 @@ pub struct Uses {
 impl Uses {
     /// Computes uses for a graph.
     pub fn of(g: &Graph) -> Uses {
-        let mut is_output = vec![false; g.values.len()];
-        for o in &g.outputs {
+        let mut is_output = vec![false; g.value_count()];
+        for o in g.outputs() {
             is_output[o.0] = true;
         }
         Uses { consumers: g.consumers(), is_output }
@@ -56,7 +56,7 @@ pub fn run_rules(g: &mut Graph, rules: &[(&str, Rule)]) -> Result<usize> {
         let order = g.topo_order()?;
         let mut uses = Uses::of(g);
         for n in order {
-            if g.nodes[n.0].is_none() {
+            if !g.is_live(n) {
                 continue;
             }
             for (name, rule) in rules {
@@ -88,6 +88,5 @@ pub fn optimize(g: &mut Graph) -> Result<()> {
             ("fuse_activation", fuse_activation),
         ],
     )?;
-    g.remove_dead()?;
-    g.verify().context("graph invalid after optimisation")
+    g.compact().context("graph invalid after optimisation")
 }

@@ -5,7 +5,7 @@ use crate::ir::{Graph, NodeId, Op, PVal, Patch};
 
 /// Identity and inference-mode Dropout forward their input.
 pub fn remove_identity(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
-    let node = g.node(n);
+    let node = g.node(n).ok()?;
     if !matches!(node.op, Op::Identity | Op::Dropout { .. }) {
         return None;
     }

@@ -63,7 +63,7 @@ pub struct BenchResult {
 /// random booleans. Symbolic dims must have been made concrete.
 pub fn random_inputs(g: &Graph, seed: u64) -> Result<Vec<Tensor>> {
     let mut rng = StdRng::seed_from_u64(seed);
-    g.inputs
+    g.inputs()
         .iter()
         .map(|&v| {
             let val = g.value(v);
@@ -109,7 +109,8 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchResult> {
         bail!("--iters must be at least 1");
     }
     let g = concrete(graph, opts.batch)?;
-    let batch = g.inputs.first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
+    let batch =
+        g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
     let inputs = random_inputs(&g, opts.seed)?;
     let rt = Runtime::new(g, RunOptions { threads: opts.threads, optimize: true })?;
     for _ in 0..opts.warmup {

@@ -6,7 +6,7 @@ mod bench;
 pub use alloc::{CountingAlloc, current_bytes, peak_bytes, reset_peak};
 pub use bench::{BenchOptions, BenchResult, bench, concrete, random_inputs};
 
-use crate::ir::{Graph, Op, fmt_shape};
+use crate::ir::{Graph, fmt_shape};
 use crate::tensor::DType;
 use anyhow::Result;
 use serde::Serialize;
@@ -54,35 +54,12 @@ fn numel_known(g: &Graph, v: crate::ir::ValueId) -> u64 {
     g.fact(v).shape.iter().map(|d| d.known().unwrap_or(1) as u64).product()
 }
 
-/// MACs of one node, from input/output facts (unknown dims count as 1).
+/// MACs of one node (see [`Op::macs`]); 0 for a removed node.
 pub fn node_macs(g: &Graph, n: crate::ir::NodeId) -> u64 {
-    let node = g.node(n);
-    let out = numel_known(g, node.outputs[0]);
-    let dims = |v: Option<crate::ir::ValueId>| -> Vec<u64> {
-        v.map(|v| g.fact(v).shape.iter().map(|d| d.known().unwrap_or(1) as u64).collect()).unwrap_or_default()
-    };
-    match &node.op {
-        Op::Conv(_) => {
-            let w = dims(node.inputs[1]);
-            out * w.iter().skip(1).product::<u64>()
-        }
-        Op::ConvTranspose(_) => {
-            let w = dims(node.inputs[1]);
-            let x = numel_known(g, node.inputs[0].unwrap());
-            x * w.iter().skip(1).product::<u64>()
-        }
-        Op::Gemm(m) => {
-            let a = dims(node.inputs[0]);
-            let k = if m.trans_a { a.first() } else { a.last() }.copied().unwrap_or(1);
-            out * k
-        }
-        Op::MatMul => {
-            let a = dims(node.inputs[0]);
-            out * a.last().copied().unwrap_or(1)
-        }
-        Op::BatchNorm(_) | Op::LayerNorm(_) => out,
-        _ => 0,
-    }
+    let Ok(node) = g.node(n) else { return 0 };
+    let ins: Vec<Option<&crate::ir::Fact>> = node.inputs.iter().map(|i| i.map(|v| g.fact(v))).collect();
+    let outs: Vec<&crate::ir::Fact> = node.outputs.iter().map(|&o| g.fact(o)).collect();
+    node.op.macs(&ins, &outs)
 }
 
 /// Computes per-layer and total costs. Symbolic dims should be made concrete first
@@ -93,7 +70,7 @@ pub fn model_stats(g: &Graph) -> Result<ModelStats> {
     let mut layers = Vec::new();
     let bytes = |v: crate::ir::ValueId| numel_known(g, v) * g.fact(v).dtype.size() as u64;
     for &n in &order {
-        let node = g.node(n);
+        let node = g.node(n)?;
         let (mut params, mut wbytes) = (0, 0);
         for v in node.inputs.iter().flatten() {
             if g.value(*v).producer.is_none()
@@ -119,21 +96,21 @@ pub fn model_stats(g: &Graph) -> Result<ModelStats> {
     // Peak live activations: a value lives from its producer to its last reader.
     let mut last_read: HashMap<usize, usize> = HashMap::new();
     for (i, &n) in order.iter().enumerate() {
-        for v in g.node(n).inputs.iter().flatten() {
+        for v in g.node(n)?.inputs.iter().flatten() {
             last_read.insert(v.0, i);
         }
     }
-    for o in &g.outputs {
+    for o in g.outputs() {
         last_read.insert(o.0, order.len());
     }
-    let mut live: u64 = g.inputs.iter().map(|&v| bytes(v)).sum();
+    let mut live: u64 = g.inputs().iter().map(|&v| bytes(v)).sum();
     let mut peak = live;
     let mut dying: Vec<Vec<u64>> = vec![Vec::new(); order.len() + 1];
-    for &v in &g.inputs {
+    for &v in g.inputs() {
         dying[*last_read.get(&v.0).unwrap_or(&0)].push(bytes(v));
     }
     for (i, &n) in order.iter().enumerate() {
-        for &o in &g.node(n).outputs {
+        for &o in &g.node(n)?.outputs {
             let b = bytes(o);
             live += b;
             dying[*last_read.get(&o.0).unwrap_or(&i)].push(b);

@@ -73,11 +73,11 @@ impl Runtime {
             let n = map.len();
             *map.entry(v).or_insert(n)
         };
-        let input_slots: Vec<usize> = graph.inputs.iter().map(|v| slot(v.0, &mut slot_of)).collect();
+        let input_slots: Vec<usize> = graph.inputs().iter().map(|v| slot(v.0, &mut slot_of)).collect();
         let mut consts = Vec::new();
         let mut steps = Vec::new();
         for &n in &order {
-            let node = graph.node(n);
+            let node = graph.node(n)?;
             let mut inputs = Vec::new();
             for i in &node.inputs {
                 inputs.push(i.map(|v| {
@@ -93,7 +93,7 @@ impl Runtime {
             steps.push(Step { node: n, last_use: vec![false; inputs.len()], inputs, outputs });
         }
         let output_slots: Vec<usize> = graph
-            .outputs
+            .outputs()
             .iter()
             .map(|v| {
                 let fresh = !slot_of.contains_key(&v.0);
@@ -135,11 +135,11 @@ impl Runtime {
     }
     /// Names of the run-time inputs, in order.
     pub fn input_names(&self) -> Vec<String> {
-        self.graph.inputs.iter().map(|v| self.graph.value(*v).name.clone()).collect()
+        self.graph.inputs().iter().map(|v| self.graph.value(*v).name.clone()).collect()
     }
     /// Names of the outputs, in order.
     pub fn output_names(&self) -> Vec<String> {
-        self.graph.outputs.iter().map(|v| self.graph.value(*v).name.clone()).collect()
+        self.graph.outputs().iter().map(|v| self.graph.value(*v).name.clone()).collect()
     }
     /// Number of worker threads.
     pub fn threads(&self) -> usize {
@@ -148,16 +148,16 @@ impl Runtime {
 
     /// Checks inputs against the graph's declared dtypes and shapes.
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<()> {
-        if inputs.len() != self.graph.inputs.len() {
+        if inputs.len() != self.graph.inputs().len() {
             bail!(
                 "model takes {} input(s) ({}), got {}",
-                self.graph.inputs.len(),
+                self.graph.inputs().len(),
                 self.input_names().join(", "),
                 inputs.len()
             );
         }
         let mut syms: HashMap<&str, usize> = HashMap::new();
-        for (t, v) in inputs.iter().zip(&self.graph.inputs) {
+        for (t, v) in inputs.iter().zip(self.graph.inputs()) {
             let val = self.graph.value(*v);
             let f = &val.fact;
             let mismatch = || {
@@ -221,7 +221,7 @@ impl Runtime {
         }
         self.pool.install(|| -> Result<()> {
             for step in &self.steps {
-                let node = self.graph.node(step.node);
+                let node = self.graph.node(step.node)?;
                 let mut ins = Vec::with_capacity(step.inputs.len());
                 for (i, last) in step.inputs.iter().zip(&step.last_use) {
                     ins.push(match i {

@@ -37,11 +37,11 @@ pub struct Classifier {
 impl Classifier {
     /// Prepares `model` to classify samples of `sample_shape` in batches of `batch`.
     pub fn new(model: &Graph, sample_shape: &[usize], batch: usize, threads: usize) -> Result<Classifier> {
-        if model.inputs.len() != 1 {
-            bail!("evaluation needs a model with one input, this one has {}", model.inputs.len());
+        if model.inputs().len() != 1 {
+            bail!("evaluation needs a model with one input, this one has {}", model.inputs().len());
         }
         let g = crate::passes::set_batch(model, batch)?;
-        let inp = g.fact(g.inputs[0]).clone();
+        let inp = g.fact(g.inputs()[0]).clone();
         let want: Vec<Option<usize>> = inp.shape.iter().skip(1).map(Dim::known).collect();
         let per: usize = sample_shape.iter().product();
         let fits =
@@ -50,7 +50,7 @@ impl Classifier {
             bail!(
                 "data samples {:?} do not fit the model input \"{}\" {}{}",
                 sample_shape,
-                g.value(g.inputs[0]).name,
+                g.value(g.inputs()[0]).name,
                 inp.dtype,
                 fmt_shape(&inp.shape)
             );

@@ -126,7 +126,7 @@ pub fn fit(
         let train_secs = t0.elapsed().as_secs_f64();
         let rep: Option<EvalReport> = match &test {
             Some(t) => Some(evaluate(
-                &trainer.model(),
+                &trainer.model()?,
                 t.clone(),
                 &cfg.loader.normalize,
                 cfg.eval_batch,

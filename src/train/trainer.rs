@@ -103,25 +103,25 @@ impl Trainer {
 
     /// The batch size the training graph was built for.
     pub fn batch(&self) -> usize {
-        self.tg.graph.fact(self.tg.graph.inputs[0]).shape.first().and_then(|d| d.known()).unwrap_or(0)
+        self.tg.graph.fact(self.tg.graph.inputs()[0]).shape.first().and_then(|d| d.known()).unwrap_or(0)
     }
 
     /// Checks that samples of `sample_shape` fit the model's input and that the model has at
     /// least `classes` outputs; a clear error otherwise.
     pub fn check_data(&self, sample_shape: &[usize], classes: usize) -> Result<()> {
         let g = &self.tg.graph;
-        let inp = g.fact(g.inputs[0]);
+        let inp = g.fact(g.inputs()[0]);
         let want = inp.concrete_shape().unwrap_or_default();
         let per: usize = sample_shape.iter().product();
         if want.len() < 2 || want[1..].iter().product::<usize>() != per {
             bail!(
                 "data samples {:?} do not fit the model input \"{}\" {}",
                 sample_shape,
-                g.value(g.inputs[0]).name,
+                g.value(g.inputs()[0]).name,
                 inp
             );
         }
-        let pred = g.fact(g.outputs[PRED_OUTPUT]);
+        let pred = g.fact(g.outputs()[PRED_OUTPUT]);
         if let Some(c) = pred.shape.last().and_then(|d| d.known())
             && c < classes
         {
@@ -187,8 +187,8 @@ impl Trainer {
     }
 
     fn inputs(&self, x: Tensor, target: Tensor) -> Result<Vec<Tensor>> {
-        let mut inputs: Vec<Option<Tensor>> = vec![None; self.tg.graph.inputs.len()];
-        let want = self.tg.graph.fact(self.tg.graph.inputs[0]).concrete_shape().unwrap_or_default();
+        let mut inputs: Vec<Option<Tensor>> = vec![None; self.tg.graph.inputs().len()];
+        let want = self.tg.graph.fact(self.tg.graph.inputs()[0]).concrete_shape().unwrap_or_default();
         let x = if x.shape() != want.as_slice() && x.len() == want.iter().product::<usize>() {
             x.reshape(want)?
         } else {
@@ -270,17 +270,21 @@ impl Trainer {
         Ok(StepResult { loss, correct, count })
     }
 
-    /// The forward model with the current weights and running statistics.
-    pub fn model(&self) -> Graph {
+    /// The forward model with the current weights and running statistics. An error names
+    /// any trained tensor that the forward model no longer has as a constant.
+    pub fn model(&self) -> Result<Graph> {
         let mut g = self.forward.clone();
         let named = self.tg.params.iter().map(|p| &p.name).zip(&self.params);
         let states = self.tg.states.iter().map(|s| &s.name).zip(&self.states);
+        let mut p = crate::ir::Patch::new();
         for (name, t) in named.chain(states) {
-            if let Some(v) = g.find(name) {
-                g.values[v.0].fact.konst = Some(t.clone());
-            }
+            let Some(v) = g.find(name) else {
+                bail!("the model has no constant \"{name}\" to write the trained values of");
+            };
+            p.replace_const(v, t.clone());
         }
-        g
+        p.apply(&mut g).context("writing the trained weights into the model")?;
+        Ok(g)
     }
 }
 
@@ -325,7 +329,7 @@ mod tests {
         let y = g.add_node("bn", bn, vec![Some(x), Some(s), Some(b), Some(m), Some(v)]).unwrap()[0];
         let w = g.add_const("w", Tensor::from_vec(vec![2, 2], vec![1f32, 0., 0., 1.]));
         let z = g.add_node("mm", Op::MatMul, vec![Some(y), Some(w)]).unwrap()[0];
-        g.outputs = vec![z];
+        g.set_outputs(vec![z]);
         let opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.0, nesterov: false }, 0.0);
         let mut tr = Trainer::new(&g, &TrainSpec::classification(2), opt, 1, 0).unwrap();
         let xb = Tensor::from_vec(vec![2, 2], vec![1f32, 3., 3., 5.]); // channel means 2 and 4
@@ -336,7 +340,7 @@ mod tests {
         let k = 1.0 - 0.9f32.powi(3);
         let mean = tr.tensor("bn.mean").unwrap().f32s().unwrap().to_vec();
         assert!((mean[0] - 2.0 * k).abs() < 1e-5 && (mean[1] - 4.0 * k).abs() < 1e-5, "{mean:?}");
-        let model = tr.model();
+        let model = tr.model().unwrap();
         let exported =
             model.fact(model.find("bn.mean").unwrap()).konst.as_ref().unwrap().f32s().unwrap().to_vec();
         assert_eq!(exported, mean);

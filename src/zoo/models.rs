@@ -1,14 +1,14 @@
 //! The zoo's architectures, each a function adding layers to a `Builder` and returning the
 //! logits value.
 
-use super::{Builder, CIFAR_NORM, Init, MNIST_NORM};
-use crate::ir::ValueId;
+use super::{CIFAR_NORM, MNIST_NORM};
+use crate::ir::{Builder, Init, ValueId};
 use anyhow::Result;
 
 /// MNIST MLP `784 - hidden... - classes`: `Flatten`, then `Gemm` + `Relu` per hidden layer.
 /// Layers are named `fc1`, `fc2`, ... (`lenet-300-100`, `mlp-1200`, `mlp-800`).
 pub(super) fn mlp(b: &mut Builder, hidden: &[usize], classes: usize) -> Result<ValueId> {
-    let x = b.input(1, 28, 28, &MNIST_NORM.0, &MNIST_NORM.1)?;
+    let x = b.image_input(1, 28, 28, &MNIST_NORM.0, &MNIST_NORM.1)?;
     let mut x = b.flatten("flatten", x)?;
     for (i, &h) in hidden.iter().enumerate() {
         x = b.fc(&format!("fc{}", i + 1), x, h, Init::KaimingRelu)?;
@@ -21,7 +21,7 @@ pub(super) fn mlp(b: &mut Builder, hidden: &[usize], classes: usize) -> Result<V
 /// max pool 2/2 -> flatten (800) -> `fc1` 500 -> ReLU -> `fc2`. The convolutions have no
 /// activation (as in Caffe's prototxt), so they get LeCun-normal init.
 pub(super) fn lenet5(b: &mut Builder, classes: usize) -> Result<ValueId> {
-    let x = b.input(1, 28, 28, &MNIST_NORM.0, &MNIST_NORM.1)?;
+    let x = b.image_input(1, 28, 28, &MNIST_NORM.0, &MNIST_NORM.1)?;
     let x = b.conv("conv1", x, 20, 5, 1, 0, 1, true, Init::Lecun)?;
     let x = b.maxpool("pool1", x, 2, 2)?;
     let x = b.conv("conv2", x, 50, 5, 1, 0, 1, true, Init::Lecun)?;
@@ -44,7 +44,7 @@ fn conv_bn_relu(b: &mut Builder, name: &str, x: ValueId, cout: usize) -> Result<
 /// max pool (`pool{j}`). Then global average pool over the remaining 4x4, flatten, and one
 /// `fc` 256 -> classes. About 1.15M parameters.
 pub(super) fn vgg_small(b: &mut Builder, classes: usize) -> Result<ValueId> {
-    let mut x = b.input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
+    let mut x = b.image_input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
     let (mut conv, mut pool) = (0, 0);
     for stage in [64, 128, 256] {
         for _ in 0..2 {
@@ -68,7 +68,7 @@ pub(super) fn vgg_small(b: &mut Builder, classes: usize) -> Result<ValueId> {
 /// stride-2 conv + BatchNorm projection (`layer{s}.0.shortcut.{conv,bn}`), which adds
 /// 2,752 parameters (ResNet-20 with 10 classes: 272,474 instead of 269,722).
 pub(super) fn cifar_resnet(b: &mut Builder, n: usize, classes: usize) -> Result<ValueId> {
-    let x = b.input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
+    let x = b.image_input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
     let x = b.conv("conv1", x, 16, 3, 1, 1, 1, false, Init::KaimingRelu)?;
     let x = b.bn("bn1", x)?;
     let mut x = b.relu("relu", x)?;
@@ -125,7 +125,7 @@ pub(super) fn mobilenet_v2_cifar(b: &mut Builder, classes: usize) -> Result<Valu
         (6, 160, 3, 2),
         (6, 320, 1, 1),
     ];
-    let x = b.input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
+    let x = b.image_input(3, 32, 32, &CIFAR_NORM.0, &CIFAR_NORM.1)?;
     let x = b.conv("conv1", x, 32, 3, 1, 1, 1, false, Init::KaimingRelu)?;
     let x = b.bn("bn1", x)?;
     let mut x = b.relu6("relu1", x)?;

@@ -1,11 +1,15 @@
 use super::*;
+use crate::ir::Dim;
 use crate::runtime::{RunOptions, Runtime};
+use crate::tensor::Tensor;
 use crate::tensor::write_npy;
 use rand::Rng;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 /// Uniform [0, 1) pixels for a concrete-shaped graph's single input.
 fn pixels(g: &Graph, seed: u64) -> Tensor {
-    let shape = g.fact(g.inputs[0]).concrete_shape().unwrap();
+    let shape = g.fact(g.inputs()[0]).concrete_shape().unwrap();
     let n = shape.iter().product();
     let mut rng = StdRng::seed_from_u64(seed);
     Tensor::from_vec(shape, (0..n).map(|_| rng.random::<f32>()).collect::<Vec<f32>>())
@@ -35,10 +39,10 @@ fn every_model_builds_runs_and_round_trips_through_onnx() {
     for (name, _) in names() {
         let g = build(name, 10, 7).unwrap();
         g.verify().unwrap();
-        assert_eq!(g.value(g.inputs[0]).name, "input");
-        assert_eq!(g.value(g.outputs[0]).name, "logits");
-        assert_eq!(g.fact(g.inputs[0]).shape[0], Dim::Sym("N".into()), "{name}");
-        assert_eq!(g.fact(g.outputs[0]).shape[0], Dim::Sym("N".into()), "{name}");
+        assert_eq!(g.value(g.inputs()[0]).name, "input");
+        assert_eq!(g.value(g.outputs()[0]).name, "logits");
+        assert_eq!(g.fact(g.inputs()[0]).shape[0], Dim::Sym("N".into()), "{name}");
+        assert_eq!(g.fact(g.outputs()[0]).shape[0], Dim::Sym("N".into()), "{name}");
         let x = pixels(&g.with_batch(2).unwrap(), 1);
         let y = run(&g, &x, true);
         assert!(y.iter().all(|v| v.is_finite()), "{name}: {y:?}");
@@ -79,7 +83,7 @@ fn parameter_counts() {
 #[test]
 fn class_count_and_errors() {
     let g = build("resnet-20", 100, 0).unwrap().with_batch(3).unwrap();
-    assert_eq!(g.fact(g.outputs[0]).concrete_shape().unwrap(), vec![3, 100]);
+    assert_eq!(g.fact(g.outputs()[0]).concrete_shape().unwrap(), vec![3, 100]);
     let e = format!("{:#}", build("resnet-18", 10, 0).unwrap_err());
     assert!(e.contains("resnet-18") && e.contains("resnet-20") && e.contains("mobilenetv2-cifar"), "{e}");
     assert!(build("lenet-5", 0, 0).is_err());

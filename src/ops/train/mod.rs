@@ -85,6 +85,15 @@ pub fn infer(op: &TrainOp, inputs: &[Option<&Fact>]) -> Result<Vec<Fact>> {
             let x = f32_like(0)?;
             vec![x.clone(), x]
         }
+        TrainOp::QuantGrad { .. } => {
+            let x = fact_at(inputs, 0)?;
+            let dy = f32_like(3)?;
+            if x.shape != dy.shape {
+                bail!("gradient {} does not match input {}", fmt_shape(&dy.shape), fmt_shape(&x.shape));
+            }
+            vec![dy]
+        }
+        TrainOp::DequantizeGrad { .. } => vec![f32_like(1)?],
         TrainOp::Loss(l) => loss::infer(l, inputs)?,
     })
 }
@@ -119,6 +128,11 @@ pub fn eval(op: &TrainOp, inputs: Vec<Option<Tensor>>) -> Result<Vec<Tensor>> {
         TrainOp::ChannelSum => vec![norm::channel_sum(t(0)?)?],
         TrainOp::BatchNormGrad => norm::batch_norm_grad([t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?,
         TrainOp::LayerNormGrad { axis } => norm::layer_norm_grad(*axis, [t(0)?, t(1)?, t(2)?, t(3)?, t(4)?])?,
+        TrainOp::QuantGrad { axis, to, rescale } => {
+            let zp = inputs.get(2).and_then(|v| v.as_ref());
+            vec![crate::ops::quant::quant_grad(t(0)?, t(1)?, zp, t(3)?, *axis, *to, *rescale)?]
+        }
+        TrainOp::DequantizeGrad { axis } => vec![crate::ops::quant::dequant_grad(t(0)?, t(1)?, *axis)?],
         TrainOp::Loss(l) => loss::eval(l, t(0)?, t(1)?)?,
     })
 }
