@@ -192,10 +192,7 @@ mod tests {
     fn shared_mnist_and_fashion() {
         let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
         if !shared.join("mnist").is_dir() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "../shared/data/mnist is required under CI=true"
-            );
+            assert!(!crate::data::in_ci(), "../shared/data/mnist is required under CI (CI=true or CI=1)");
             eprintln!("SKIP: {} not found", shared.join("mnist").display());
             return;
         }

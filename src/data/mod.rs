@@ -351,15 +351,23 @@ pub(crate) fn test_dir(name: &str) -> PathBuf {
     d
 }
 
-/// `../shared/data/<sub>` relative to the crate root if it exists; otherwise fails under `CI=true`
-/// and returns `None` (with a SKIP message) elsewhere.
+/// True when the unit tests run under CI (`CI` is `true` in any case, or `1`): a missing
+/// prerequisite then fails instead of skipping. The integration tests' `tests/common::in_ci`
+/// uses the same rule.
+#[cfg(test)]
+pub(crate) fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// `../shared/data/<sub>` relative to the crate root if it exists; otherwise fails under CI
+/// (see [`in_ci`]) and returns `None` (with a SKIP message) elsewhere.
 #[cfg(test)]
 pub(crate) fn shared_data(sub: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(sub);
     if p.exists() {
         return Some(p);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{} is required under CI=true", p.display());
+    assert!(!in_ci(), "{} is required under CI (CI=true or CI=1)", p.display());
     eprintln!("SKIP: {} not found", p.display());
     None
 }

@@ -8,6 +8,9 @@
 //! way to copy a graph node by node into a new one (re-batching, training graphs).
 
 mod builder;
+pub mod channels;
+#[cfg(test)]
+mod contract_tests;
 mod fact;
 mod op;
 mod patch;

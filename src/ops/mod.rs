@@ -1,6 +1,7 @@
 //! Shape inference and evaluation for every `Op`, grouped by family.
 //! Each family module owns some variants; this module routes to them.
 
+pub mod channels;
 mod cost;
 pub mod elementwise;
 pub mod nn;

@@ -277,18 +277,19 @@ mod tests {
         assert_eq!((w.warmup, w.schedule), (50, Schedule::Cosine { total: 1000, min_lr: 0.001 }));
         assert_eq!(r("warmup:20"), LrSchedule { base_lr: 0.1, schedule: Schedule::Constant, warmup: 20 });
 
-        for bad in [
-            "",
-            "linear",
-            "step:0:0.1",
-            "step:30",
-            "step:x:0.1",
-            "cosine:-1",
-            "warmup:1,warmup:2",
-            "cosine,constant",
+        // each bad spec is refused with a message that says what is wrong with it
+        for (bad, says) in [
+            ("", "unknown schedule part \"\" in \"\""),
+            ("linear", "unknown schedule part \"linear\""),
+            ("step:0:0.1", "step schedule needs an interval > 0, got \"step:0:0.1\""),
+            ("step:30", "unknown schedule part \"step:30\""),
+            ("step:x:0.1", "\"x\" is not a step count"),
+            ("cosine:-1", "minimum rate must be a finite number >= 0, got -1"),
+            ("warmup:1,warmup:2", "has two warm-ups"),
+            ("cosine,constant", "more than one main schedule"),
         ] {
-            let e = LrSchedule::parse(bad).unwrap_err();
-            assert!(!format!("{e:#}").is_empty(), "{bad}");
+            let e = format!("{:#}", LrSchedule::parse(bad).unwrap_err());
+            assert!(e.contains(says), "{bad:?}: {e}");
         }
         let e = format!("{:#}", LrSchedule::parse("linear").unwrap_err());
         assert!(e.contains("linear") && e.contains("cosine"), "{e}");
