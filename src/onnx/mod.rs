@@ -4,6 +4,8 @@
 //! forms to the IR's newest-opset meaning (see `registry`); export writes opset 21.
 
 mod attrs;
+#[cfg(test)]
+mod coverage_tests;
 mod export;
 mod import;
 #[allow(missing_docs, clippy::all)]
