@@ -309,6 +309,18 @@ pub enum PadMode {
 }
 
 /// The operators pare knows. Inputs are positional, as in ONNX; optional inputs may be absent.
+///
+/// # Adding an op
+/// Add the variant, then follow the compiler: every match below is exhaustive (no `_` arm).
+/// 1. [`Op::onnx_name`], [`Op::foldable`], [`Op::param_slots`] (this file);
+/// 2. `family()` in `src/ops/mod.rs`, then the family's `infer`/`eval` in `src/ops/<family>`;
+/// 3. `Op::macs` (`src/ops/cost.rs`) and `Op::channel_flow` (`src/ops/channels.rs`);
+/// 4. the gradient rule, or an entry in the "no gradient rule" list (`src/autodiff/rules.rs`);
+/// 5. export (`src/onnx/export.rs`) and the import registry (`src/onnx/registry.rs`);
+/// 6. `variant` and `samples` in `src/onnx/coverage_tests.rs`, whose tests check that the
+///    family accepts the op and that the registry imports its name.
+///
+/// See `docs/architecture.md` for the whole checklist.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Convolution.
