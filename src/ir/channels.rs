@@ -217,7 +217,8 @@ pub fn channel_groups(g: &Graph) -> Result<ChannelGroups> {
             notes.push((elem(p)?, Note::Counted(id)));
         }
         let ports = node.inputs.iter().enumerate().filter_map(|(i, v)| v.map(|v| (Port::In(i), v)));
-        let outs = node.outputs.iter().enumerate().filter(|(_, v)| read[v.0]).map(|(i, &v)| (Port::Out(i), v));
+        let outs =
+            node.outputs.iter().enumerate().filter(|(_, v)| read[v.0]).map(|(i, &v)| (Port::Out(i), v));
         for (port, v) in ports.chain(outs) {
             for axis in (0..g.fact(v).rank()).filter(|&axis| !covered.contains(&PortAxis { port, axis })) {
                 let why = format!(
@@ -230,7 +231,8 @@ pub fn channel_groups(g: &Graph) -> Result<ChannelGroups> {
             }
         }
     }
-    for (&v, what) in g.inputs().iter().map(|v| (v, "input")).chain(g.outputs().iter().map(|v| (v, "output"))) {
+    for (&v, what) in g.inputs().iter().map(|v| (v, "input")).chain(g.outputs().iter().map(|v| (v, "output")))
+    {
         for axis in 0..g.fact(v).rank() {
             let why = format!("\"{}\" axis {axis} is a graph {what}", g.value(v).name);
             notes.push((base[v.0] + axis, Note::Block(why)));
@@ -269,7 +271,12 @@ pub fn channel_groups(g: &Graph) -> Result<ChannelGroups> {
 }
 
 /// Turns one root's members (with their maps from the root's channels) and notes into a group.
-fn build_group(g: &Graph, base: &[usize], ms: Vec<(ValueId, usize, i64, i64)>, notes: Vec<(usize, Note)>) -> ChannelGroup {
+fn build_group(
+    g: &Graph,
+    base: &[usize],
+    ms: Vec<(ValueId, usize, i64, i64)>,
+    notes: Vec<(usize, Note)>,
+) -> ChannelGroup {
     let mut blockers = vec![];
     let mut spans = vec![];
     for &(v, axis, b, k) in &ms {
@@ -317,12 +324,344 @@ fn build_group(g: &Graph, base: &[usize], ms: Vec<(ValueId, usize, i64, i64)>, n
         }
     }
     let is_const = |v: ValueId| g.value(v).producer.is_none() && g.fact(v).konst.is_some();
-    let params =
-        members.iter().copied().filter(|m| is_const(m.value) && !roles.contains(&(m.value, m.axis))).collect();
+    let params = members
+        .iter()
+        .copied()
+        .filter(|m| is_const(m.value) && !roles.contains(&(m.value, m.axis)))
+        .collect();
     if producers.is_empty() {
         blockers.push("no weight produces these channels".into());
     }
     let mut seen = HashSet::new();
     blockers.retain(|b| seen.insert(b.clone()));
     ChannelGroup { channels: (hi - lo) as usize, members, producers, consumers, params, counted_by, blockers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Binary, Builder, Init, Op, Unary, known_shape};
+    use crate::tensor::{DType, Tensor};
+
+    const K: Init = Init::KaimingRelu;
+
+    fn id(g: &Graph, name: &str) -> ValueId {
+        g.find(name).unwrap_or_else(|| panic!("no value {name}"))
+    }
+    /// The group holding `name`'s `axis`.
+    fn group<'a>(cg: &'a ChannelGroups, g: &Graph, name: &str, axis: usize) -> &'a ChannelGroup {
+        cg.group_of(id(g, name), axis).unwrap_or_else(|| panic!("{name} axis {axis} is in no group")).0
+    }
+    /// (node, weight, axis, offset, len, block) of weight axes.
+    fn roles(g: &Graph, ws: &[WeightAxis]) -> Vec<(String, String, usize, usize, usize, usize)> {
+        ws.iter()
+            .map(|w| {
+                let m = w.member;
+                (
+                    g.node(w.node).unwrap().name.clone(),
+                    g.value(m.value).name.clone(),
+                    m.axis,
+                    m.offset,
+                    m.len,
+                    m.block,
+                )
+            })
+            .collect()
+    }
+    fn r(
+        node: &str,
+        w: &str,
+        axis: usize,
+        offset: usize,
+        len: usize,
+        block: usize,
+    ) -> (String, String, usize, usize, usize, usize) {
+        (node.into(), w.into(), axis, offset, len, block)
+    }
+    /// Sorted names of the parameters (all on axis 0 in these graphs).
+    fn params(g: &Graph, grp: &ChannelGroup) -> Vec<String> {
+        assert!(grp.params.iter().all(|m| m.axis == 0), "{:?}", grp.params);
+        let mut v: Vec<String> = grp.params.iter().map(|m| g.value(m.value).name.clone()).collect();
+        v.sort();
+        v
+    }
+    fn bn_params(name: &str) -> Vec<String> {
+        ["bias", "running_mean", "running_var", "weight"].iter().map(|p| format!("{name}.{p}")).collect()
+    }
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+    fn image(b: &mut Builder, c: usize, hw: usize) -> ValueId {
+        b.input("x", DType::F32, known_shape(&[1, c, hw, hw]))
+    }
+
+    #[test]
+    fn channels_of_a_conv_bn_relu_conv_chain() {
+        let mut b = Builder::seeded(1);
+        let x = image(&mut b, 3, 8);
+        let y = b.conv("conv1", x, 8, 3, 1, 1, 1, true, K).unwrap();
+        let y = b.bn("bn", y).unwrap();
+        let y = b.relu("relu", y).unwrap();
+        let y = b.conv("conv2", y, 4, 3, 1, 1, 1, false, K).unwrap();
+        let g = b.finish(&[y]).unwrap();
+        let cg = channel_groups(&g).unwrap();
+        // The input's channels (read by conv1), the middle ones, the output's.
+        assert_eq!(cg.groups.len(), 3);
+        assert_eq!(cg.prunable().count(), 1);
+        let mid = group(&cg, &g, "relu", 1);
+        assert!(mid.prunable(), "{:?}", mid.blockers);
+        assert_eq!(mid.channels, 8);
+        assert_eq!(roles(&g, &mid.producers), vec![r("conv1", "conv1.weight", 0, 0, 8, 1)]);
+        assert_eq!(roles(&g, &mid.consumers), vec![r("conv2", "conv2.weight", 1, 0, 8, 1)]);
+        let mut want = bn_params("bn");
+        want.push("conv1.bias".into());
+        assert_eq!(params(&g, mid), sorted(want));
+        let acts: Vec<&str> = mid.members.iter().map(|m| g.value(m.value).name.as_str()).collect();
+        for a in ["conv1", "bn", "relu"] {
+            assert!(acts.contains(&a), "{acts:?}");
+        }
+        assert_eq!(mid.members.len(), 3 + 5 + 2);
+        assert!(mid.counted_by.is_empty());
+        // conv1's input channels are a different group.
+        assert!(!std::ptr::eq(group(&cg, &g, "conv1.weight", 1), mid));
+    }
+
+    #[test]
+    fn channels_of_a_residual_block_form_one_group() {
+        let mut b = Builder::seeded(2);
+        let x = image(&mut b, 3, 8);
+        let s = b.conv("stem", x, 8, 3, 1, 1, 1, false, K).unwrap();
+        let s = b.bn("stem.bn", s).unwrap();
+        let h = b.relu("stem.relu", s).unwrap();
+        let y = b.conv("b.conv1", h, 6, 3, 1, 1, 1, false, K).unwrap();
+        let y = b.bn("b.bn1", y).unwrap();
+        let y = b.relu("b.relu1", y).unwrap();
+        let y = b.conv("b.conv2", y, 8, 3, 1, 1, 1, false, K).unwrap();
+        let y = b.bn("b.bn2", y).unwrap();
+        let y = b.add("b.add", h, y).unwrap();
+        let y = b.relu("b.relu", y).unwrap();
+        let y = b.conv("head", y, 4, 1, 1, 0, 1, false, K).unwrap();
+        let g = b.finish(&[y]).unwrap();
+        let cg = channel_groups(&g).unwrap();
+        let res = group(&cg, &g, "b.add", 1);
+        assert!(res.prunable(), "{:?}", res.blockers);
+        assert_eq!(res.channels, 8);
+        assert_eq!(
+            roles(&g, &res.producers),
+            vec![r("stem", "stem.weight", 0, 0, 8, 1), r("b.conv2", "b.conv2.weight", 0, 0, 8, 1)]
+        );
+        assert_eq!(
+            roles(&g, &res.consumers),
+            vec![r("b.conv1", "b.conv1.weight", 1, 0, 8, 1), r("head", "head.weight", 1, 0, 8, 1)]
+        );
+        let mut want = bn_params("stem.bn");
+        want.extend(bn_params("b.bn2"));
+        assert_eq!(params(&g, res), sorted(want));
+        // The block's inner channels are their own group.
+        let inner = group(&cg, &g, "b.relu1", 1);
+        assert!(inner.prunable());
+        assert_eq!(inner.channels, 6);
+        assert_eq!(roles(&g, &inner.producers), vec![r("b.conv1", "b.conv1.weight", 0, 0, 6, 1)]);
+        assert_eq!(roles(&g, &inner.consumers), vec![r("b.conv2", "b.conv2.weight", 1, 0, 6, 1)]);
+        assert_eq!(params(&g, inner), bn_params("b.bn1"));
+        assert_eq!(cg.groups.len(), 4);
+        assert_eq!(cg.prunable().count(), 2);
+    }
+
+    #[test]
+    fn channels_of_a_concat_carry_offsets() {
+        let mut b = Builder::seeded(3);
+        let x = image(&mut b, 3, 8);
+        let s = b.conv("stem", x, 4, 3, 1, 1, 1, true, K).unwrap();
+        let s = b.relu("s", s).unwrap();
+        let a = b.conv("a", s, 3, 3, 1, 1, 1, true, K).unwrap();
+        let c = b.conv("b", s, 5, 1, 1, 0, 1, false, K).unwrap();
+        let cat = b.node("cat", Op::Concat { axis: 1 }, &[a, c]).unwrap();
+        let y = b.conv("c", cat, 6, 1, 1, 0, 1, false, K).unwrap();
+        let g = b.finish(&[y]).unwrap();
+        let cg = channel_groups(&g).unwrap();
+        let grp = group(&cg, &g, "cat", 1);
+        assert!(grp.prunable(), "{:?}", grp.blockers);
+        assert_eq!(grp.channels, 8);
+        assert_eq!(
+            roles(&g, &grp.producers),
+            vec![r("a", "a.weight", 0, 0, 3, 1), r("b", "b.weight", 0, 3, 5, 1)]
+        );
+        assert_eq!(roles(&g, &grp.consumers), vec![r("c", "c.weight", 1, 0, 8, 1)]);
+        assert_eq!(params(&g, grp), vec!["a.bias"]);
+        let m = |name: &str| *grp.member(id(&g, name), 1).unwrap();
+        assert_eq!((m("a").offset, m("a").len), (0, 3));
+        assert_eq!((m("b").offset, m("b").len), (3, 5));
+        assert_eq!((m("cat").offset, m("cat").len), (0, 8));
+        // The stem's channels feed both branches: one group, two consumers.
+        let stem = group(&cg, &g, "s", 1);
+        assert!(stem.prunable());
+        assert_eq!(
+            roles(&g, &stem.consumers),
+            vec![r("a", "a.weight", 1, 0, 4, 1), r("b", "b.weight", 1, 0, 4, 1)]
+        );
+        assert_eq!(params(&g, stem), vec!["stem.bias"]);
+    }
+
+    #[test]
+    fn channels_pass_through_a_depthwise_conv() {
+        for mult in [1, 2] {
+            let mut b = Builder::seeded(4);
+            let x = image(&mut b, 4, 8);
+            let e = b.conv("expand", x, 24, 1, 1, 0, 1, true, K).unwrap();
+            let e = b.relu6("expand.act", e).unwrap();
+            let d = b.conv("dw", e, 24 * mult, 3, 1, 1, 24, true, K).unwrap();
+            let d = b.relu("dw.act", d).unwrap();
+            let y = b.conv("project", d, 4, 1, 1, 0, 1, false, K).unwrap();
+            let g = b.finish(&[y]).unwrap();
+            let cg = channel_groups(&g).unwrap();
+            let grp = group(&cg, &g, "expand", 1);
+            assert!(grp.prunable(), "{:?}", grp.blockers);
+            assert_eq!(grp.channels, 24);
+            assert_eq!(roles(&g, &grp.producers), vec![r("expand", "expand.weight", 0, 0, 24, 1)]);
+            assert_eq!(roles(&g, &grp.consumers), vec![r("project", "project.weight", 1, 0, 24, mult)]);
+            assert_eq!(params(&g, grp).len(), 3, "{:?}", params(&g, grp));
+            let dw_w = grp.member(id(&g, "dw.weight"), 0).unwrap();
+            assert_eq!((dw_w.len, dw_w.block), (24, mult));
+            assert_eq!(grp.member(id(&g, "dw.bias"), 0).unwrap().block, mult);
+            assert_eq!(grp.member(id(&g, "dw.act"), 1).unwrap().block, mult);
+            assert!(grp.member(id(&g, "dw.weight"), 1).is_none());
+            assert_eq!(grp.counted_by.len(), 1);
+            assert_eq!(g.node(grp.counted_by[0]).unwrap().name, "dw");
+            // expand's weight, bias, output and activation; dw's weight, bias, output and
+            // activation; project's weight.
+            assert_eq!(grp.members.len(), 9);
+        }
+    }
+
+    #[test]
+    fn channels_of_squeeze_excite() {
+        let mut b = Builder::seeded(5);
+        let x = image(&mut b, 3, 8);
+        let s = b.conv("stem", x, 8, 3, 1, 1, 1, false, K).unwrap();
+        let s = b.relu("s", s).unwrap();
+        let p = b.node("se.pool", Op::GlobalAveragePool, &[s]).unwrap();
+        let q = b.conv("se.fc1", p, 2, 1, 1, 0, 1, true, K).unwrap();
+        let q = b.relu("se.relu", q).unwrap();
+        let q = b.conv("se.fc2", q, 8, 1, 1, 0, 1, true, K).unwrap();
+        let gate = b.node("se.gate", Op::Unary(Unary::Sigmoid), &[q]).unwrap();
+        let y = b.node("se.mul", Op::Binary(Binary::Mul), &[s, gate]).unwrap();
+        let y = b.conv("head", y, 4, 1, 1, 0, 1, false, K).unwrap();
+        let g = b.finish(&[y]).unwrap();
+        let cg = channel_groups(&g).unwrap();
+        let red = group(&cg, &g, "se.relu", 1);
+        assert!(red.prunable(), "{:?}", red.blockers);
+        assert_eq!(red.channels, 2);
+        assert_eq!(roles(&g, &red.producers), vec![r("se.fc1", "se.fc1.weight", 0, 0, 2, 1)]);
+        assert_eq!(roles(&g, &red.consumers), vec![r("se.fc2", "se.fc2.weight", 1, 0, 2, 1)]);
+        assert_eq!(params(&g, red), vec!["se.fc1.bias"]);
+        // The Mul ties the gate's channels to x's.
+        let c = group(&cg, &g, "se.gate", 1);
+        assert!(std::ptr::eq(c, group(&cg, &g, "s", 1)) && std::ptr::eq(c, group(&cg, &g, "se.mul", 1)));
+        assert!(c.prunable(), "{:?}", c.blockers);
+        assert_eq!(c.channels, 8);
+        assert_eq!(
+            roles(&g, &c.producers),
+            vec![r("stem", "stem.weight", 0, 0, 8, 1), r("se.fc2", "se.fc2.weight", 0, 0, 8, 1)]
+        );
+        assert_eq!(
+            roles(&g, &c.consumers),
+            vec![r("se.fc1", "se.fc1.weight", 1, 0, 8, 1), r("head", "head.weight", 1, 0, 8, 1)]
+        );
+        assert_eq!(params(&g, c), vec!["se.fc2.bias"]);
+        assert!(c.member(id(&g, "se.pool"), 1).is_some());
+        // The gate's 1x1 spatial axes are not tied to x's.
+        assert!(c.member(id(&g, "se.gate"), 2).is_none());
+    }
+
+    #[test]
+    fn channels_reach_a_gemm_in_blocks_after_flatten() {
+        let build = |shape: Option<&[i64]>| {
+            let mut b = Builder::seeded(6);
+            let x = b.input("x", DType::F32, known_shape(&[2, 3, 3, 3]));
+            let y = b.conv("conv", x, 4, 3, 1, 1, 1, true, K).unwrap();
+            let y = b.relu("relu", y).unwrap();
+            let y = match shape {
+                None => b.flatten("flat", y).unwrap(),
+                Some(s) => {
+                    let s = b.konst("flat.shape", Tensor::from_vec(vec![s.len()], s.to_vec()));
+                    b.node("flat", Op::Reshape { allowzero: false }, &[y, s]).unwrap()
+                }
+            };
+            let y = b.fc("fc", y, 10, K).unwrap();
+            b.finish(&[y]).unwrap()
+        };
+        for shape in [None, Some(&[0i64, -1][..])] {
+            let g = build(shape);
+            let cg = channel_groups(&g).unwrap();
+            let grp = group(&cg, &g, "conv", 1);
+            assert!(grp.prunable(), "{:?}", grp.blockers);
+            assert_eq!(grp.channels, 4);
+            assert_eq!(roles(&g, &grp.producers), vec![r("conv", "conv.weight", 0, 0, 4, 1)]);
+            assert_eq!(roles(&g, &grp.consumers), vec![r("fc", "fc.weight", 1, 0, 4, 9)]);
+            assert_eq!(params(&g, grp), vec!["conv.bias"]);
+            let flat = grp.member(id(&g, "flat"), 1).unwrap();
+            assert_eq!((flat.offset, flat.len, flat.block), (0, 4, 9));
+            // The logits are a graph output.
+            let fc = group(&cg, &g, "fc.weight", 0);
+            assert!(!fc.prunable());
+            assert!(fc.blockers.iter().any(|b| b.contains("graph output")), "{:?}", fc.blockers);
+        }
+        // A literal shape would break after pruning: not prunable.
+        let g = build(Some(&[2, 36]));
+        let cg = channel_groups(&g).unwrap();
+        let grp = group(&cg, &g, "conv", 1);
+        assert!(!grp.prunable());
+        assert!(grp.blockers.iter().any(|b| b.contains("Reshape \"flat\"")), "{:?}", grp.blockers);
+    }
+
+    #[test]
+    fn graph_inputs_outputs_and_opaque_ops_block_groups() {
+        let mut b = Builder::seeded(7);
+        let x = image(&mut b, 3, 8);
+        let y = b.conv("c", x, 4, 3, 1, 1, 1, true, K).unwrap();
+        let g = b.finish(&[y]).unwrap();
+        let cg = channel_groups(&g).unwrap();
+        assert_eq!(cg.groups.len(), 2);
+        let input = group(&cg, &g, "x", 1);
+        assert!(!input.prunable());
+        assert!(
+            input.blockers.contains(&"\"x\" axis 1 is a graph input".to_string()),
+            "{:?}",
+            input.blockers
+        );
+        assert_eq!(roles(&g, &input.consumers), vec![r("c", "c.weight", 1, 0, 3, 1)]);
+        let output = group(&cg, &g, "c.weight", 0);
+        assert!(!output.prunable());
+        assert_eq!(output.blockers, vec!["\"c\" axis 1 is a graph output".to_string()]);
+        assert_eq!(params(&g, output), vec!["c.bias"]);
+
+        // A Transpose that moves the channel axis blocks its group; one that does not, not.
+        let build = |perm: Vec<usize>| {
+            let mut b = Builder::seeded(8);
+            let x = image(&mut b, 3, 8);
+            let y = b.conv("c1", x, 4, 3, 1, 1, 1, false, K).unwrap();
+            let y = b.relu("r", y).unwrap();
+            let inv: Vec<usize> = (0..4).map(|i| perm.iter().position(|&p| p == i).unwrap()).collect();
+            let y = b.node("t", Op::Transpose { perm: Some(perm) }, &[y]).unwrap();
+            let y = b.node("t2", Op::Transpose { perm: Some(inv) }, &[y]).unwrap();
+            let y = b.conv("c2", y, 4, 3, 1, 1, 1, false, K).unwrap();
+            b.finish(&[y]).unwrap()
+        };
+        let g = build(vec![0, 2, 3, 1]);
+        let cg = channel_groups(&g).unwrap();
+        let grp = group(&cg, &g, "r", 1);
+        assert!(!grp.prunable());
+        assert_eq!(grp.blockers, vec!["Transpose \"t\" does not carry channels of \"r\" axis 1".to_string()]);
+        assert_eq!(roles(&g, &grp.producers), vec![r("c1", "c1.weight", 0, 0, 4, 1)]);
+        assert!(grp.consumers.is_empty());
+        let after = group(&cg, &g, "t2", 1);
+        assert!(!after.prunable() && after.producers.is_empty());
+        let g = build(vec![0, 1, 3, 2]);
+        let cg = channel_groups(&g).unwrap();
+        let grp = group(&cg, &g, "r", 1);
+        assert!(grp.prunable(), "{:?}", grp.blockers);
+        assert_eq!(roles(&g, &grp.consumers), vec![r("c2", "c2.weight", 1, 0, 4, 1)]);
+    }
 }

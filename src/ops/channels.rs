@@ -6,7 +6,7 @@
 //! blocks every axis of the node.
 
 use super::{konst_at, norm_axis};
-use crate::ir::{Conv, Dim, Fact, Gemm, LayerNorm, Op, Reduce, Resize};
+use crate::ir::{Dim, Fact, Gemm, LayerNorm, Op, Reduce, Resize};
 
 /// A node's input or output position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -117,7 +117,8 @@ pub struct AxisMap {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChannelFlow {
     /// Channels cannot be followed through the op: every axis of its inputs and outputs is
-    /// blocked (Gather of data-dependent shape, Range, a grouped Conv, training ops, ...).
+    /// blocked (GatherElements, Range, a grouped Conv, a Reshape to a computed shape, training
+    /// ops, ...).
     Opaque,
     /// Output 0 has input 0's shape, axis a being axis a (element-wise unary ops, Clip, Cast,
     /// Identity, Dropout, BatchNorm, LayerNorm, quantization); `follow` ties per-channel
@@ -238,7 +239,12 @@ impl ChannelFlow {
                         l.links.push(tie(out(0, a), inp(i, a)));
                     }
                     if let Some(o) = off {
-                        l.links.push(Link { coarse: inp(i, *axis), fine: out(0, *axis), block: 1, offset: o });
+                        l.links.push(Link {
+                            coarse: inp(i, *axis),
+                            fine: out(0, *axis),
+                            block: 1,
+                            offset: o,
+                        });
                     }
                     off = off.zip(dim(inp(i, *axis))).map(|(o, d)| o + d);
                 }
@@ -253,7 +259,12 @@ impl ChannelFlow {
                         l.links.push(tie(inp(0, a), out(j, a)));
                     }
                     if let Some(o) = off {
-                        l.links.push(Link { coarse: out(j, *axis), fine: inp(0, *axis), block: 1, offset: o });
+                        l.links.push(Link {
+                            coarse: out(j, *axis),
+                            fine: inp(0, *axis),
+                            block: 1,
+                            offset: o,
+                        });
                     }
                     off = off.zip(dim(out(j, *axis))).map(|(o, d)| o + d);
                 }
@@ -294,16 +305,21 @@ impl Op {
         let r = x.map_or(0, Fact::rank);
         let present = |i: usize| inputs.get(i).copied().flatten().is_some();
         match self {
-            Op::Conv(c) => conv_flow(c, inputs),
-            Op::ConvTranspose(c) => conv_transpose_flow(c.group, inputs),
+            Op::Conv(c) => conv_flow(c.group, false, inputs),
+            Op::ConvTranspose(c) => conv_flow(c.group, true, inputs),
             Op::Gemm(g) => gemm_flow(g, inputs),
             Op::MatMul => matmul_flow(inputs, outputs),
-            Op::BatchNorm(_) if r >= 2 => {
-                PassThrough { follow: (1..=4).filter(|&i| present(i)).map(|i| Follow { input: i, axis: 0, of: 1 }).collect() }
-            }
+            Op::BatchNorm(_) if r >= 2 => PassThrough {
+                follow: (1..=4)
+                    .filter(|&i| present(i))
+                    .map(|i| Follow { input: i, axis: 0, of: 1 })
+                    .collect(),
+            },
             Op::BatchNorm(_) => Opaque,
             Op::LayerNorm(l) => layer_norm_flow(l, inputs),
-            Op::MaxPool(_) | Op::AveragePool(_) | Op::GlobalAveragePool | Op::GlobalMaxPool => keep(r, |a| a < 2),
+            Op::MaxPool(_) | Op::AveragePool(_) | Op::GlobalAveragePool | Op::GlobalMaxPool => {
+                keep(r, |a| a < 2)
+            }
             Op::Softmax { axis, legacy, .. } => match norm_axis(*axis, r) {
                 Ok(k) => keep(r, |a| if *legacy { a < k } else { a != k }),
                 Err(_) => Opaque,
@@ -358,7 +374,8 @@ impl Op {
             Op::Unsqueeze => match (axes_at(inputs, 1, r + konst_len(inputs, 1)), outputs.first()) {
                 (Some(new), Some(y)) => {
                     let kept: Vec<usize> = (0..y.rank()).filter(|a| !new.contains(a)).collect();
-                    let map = kept.iter().enumerate().map(|(i, &o)| AxisMap { input: i, output: o, block: 1 });
+                    let map =
+                        kept.iter().enumerate().map(|(i, &o)| AxisMap { input: i, output: o, block: 1 });
                     Axes { map: map.filter(|m| m.input < r).collect() }
                 }
                 _ => Opaque,
@@ -423,53 +440,32 @@ fn konst_len(inputs: &[Option<&Fact>], i: usize) -> usize {
     konst_at(inputs, i).map_or(0, |t| t.len())
 }
 
-/// Conv: a plain one (group 1) produces and consumes; a depthwise one passes channels.
-fn conv_flow(c: &Conv, inputs: &[Option<&Fact>]) -> ChannelFlow {
+/// Conv (W `[C_out, C_in / group, ...]`) and ConvTranspose (`transposed`, W
+/// `[C_in, C_out / group, ...]`): group 1 produces and consumes; group = C_in is depthwise;
+/// other groupings are opaque (their channels must be pruned group-balanced).
+fn conv_flow(group: usize, transposed: bool, inputs: &[Option<&Fact>]) -> ChannelFlow {
     let (Some(x), Some(w)) = (inputs.first().copied().flatten(), inputs.get(1).copied().flatten()) else {
         return ChannelFlow::Opaque;
     };
     if x.rank() < 2 || w.rank() < 2 {
         return ChannelFlow::Opaque;
     }
-    let bias = inputs.get(2).copied().flatten().map(|_| (2, 0));
-    if c.group == 1 {
-        return ChannelFlow::Produces {
-            weight: 1,
-            weight_axis: 0,
-            out_axis: 1,
-            consumes: Some(Consumes { input: 0, axis: 1, weight_axis: 1 }),
-            per_channel: bias.into_iter().collect(),
-        };
-    }
-    match (x.shape[1].known(), w.shape[0].known(), w.shape[1].known()) {
-        (Some(cin), Some(cout), Some(1)) if c.group == cin && cout % cin == 0 => {
-            ChannelFlow::Depthwise { multiplier: cout / cin, transposed: false }
-        }
-        _ => ChannelFlow::Opaque,
-    }
-}
-
-/// ConvTranspose (W `[C_in, C_out / group, ...]`): group 1 produces from weight axis 1 and
-/// consumes through weight axis 0; group = C_in is depthwise.
-fn conv_transpose_flow(group: usize, inputs: &[Option<&Fact>]) -> ChannelFlow {
-    let (Some(x), Some(w)) = (inputs.first().copied().flatten(), inputs.get(1).copied().flatten()) else {
-        return ChannelFlow::Opaque;
-    };
-    if x.rank() < 2 || w.rank() < 2 {
-        return ChannelFlow::Opaque;
-    }
+    let (w_out, w_in) = if transposed { (1, 0) } else { (0, 1) };
     if group == 1 {
         return ChannelFlow::Produces {
             weight: 1,
-            weight_axis: 1,
+            weight_axis: w_out,
             out_axis: 1,
-            consumes: Some(Consumes { input: 0, axis: 1, weight_axis: 0 }),
+            consumes: Some(Consumes { input: 0, axis: 1, weight_axis: w_in }),
             per_channel: inputs.get(2).copied().flatten().map(|_| (2, 0)).into_iter().collect(),
         };
     }
     match (x.shape[1].known(), w.shape[0].known(), w.shape[1].known()) {
-        (Some(cin), Some(wc), Some(m)) if group == cin && wc == cin => {
-            ChannelFlow::Depthwise { multiplier: m, transposed: true }
+        (Some(c), Some(n), Some(1)) if !transposed && group == c && n % c == 0 => {
+            ChannelFlow::Depthwise { multiplier: n / c, transposed }
+        }
+        (Some(c), Some(n), Some(m)) if transposed && group == c && n == c => {
+            ChannelFlow::Depthwise { multiplier: m, transposed }
         }
         _ => ChannelFlow::Opaque,
     }
@@ -482,7 +478,8 @@ fn is_const(inputs: &[Option<&Fact>], i: usize) -> bool {
 
 /// Gemm `Y = A' B' + C`: the constant operand (B, else A) is the weight.
 fn gemm_flow(g: &Gemm, inputs: &[Option<&Fact>]) -> ChannelFlow {
-    let ranks: Option<Vec<usize>> = (0..2).map(|i| inputs.get(i).copied().flatten().map(Fact::rank)).collect();
+    let ranks: Option<Vec<usize>> =
+        (0..2).map(|i| inputs.get(i).copied().flatten().map(Fact::rank)).collect();
     if ranks != Some(vec![2, 2]) {
         return ChannelFlow::Opaque;
     }
@@ -769,7 +766,9 @@ mod tests {
 
     #[test]
     fn channels_of_gemm_and_matmul() {
-        let gemm = |ta, tb| Op::Gemm(Gemm { alpha: 1.0, beta: 1.0, trans_a: ta, trans_b: tb, act: crate::ir::Act::None });
+        let gemm = |ta, tb| {
+            Op::Gemm(Gemm { alpha: 1.0, beta: 1.0, trans_a: ta, trans_b: tb, act: crate::ir::Act::None })
+        };
         // transB: W [N, K] — axis 0 produces, axis 1 consumes A's axis 1; the bias follows.
         let fl = flow(&gemm(false, true), &[f(&[2, 5]), k(&[3, 5]), k(&[3])], &[f(&[2, 3])]);
         let want = ChannelFlow::Produces {
@@ -790,6 +789,35 @@ mod tests {
             per_channel: vec![],
         };
         assert_eq!(fl, want);
+        // ConvTranspose W [C_in, C_out, k, k]: axis 1 produces, axis 0 consumes; group = C_in
+        // with W [C_in, 2, k, k] is depthwise with multiplier 2.
+        let ct = |group| {
+            Op::ConvTranspose(crate::ir::ConvTranspose {
+                kernel: vec![],
+                strides: vec![],
+                dilations: vec![],
+                pads: vec![],
+                output_padding: vec![],
+                output_shape: vec![],
+                auto_pad: crate::ir::AutoPad::NotSet,
+                group,
+            })
+        };
+        let fl = flow(&ct(1), &[f(&[1, 4, 5, 5]), k(&[4, 6, 3, 3])], &[f(&[1, 6, 7, 7])]);
+        let want = ChannelFlow::Produces {
+            weight: 1,
+            weight_axis: 1,
+            out_axis: 1,
+            consumes: Some(Consumes { input: 0, axis: 1, weight_axis: 0 }),
+            per_channel: vec![],
+        };
+        assert_eq!(fl, want);
+        let fl = flow(&ct(4), &[f(&[1, 4, 5, 5]), k(&[4, 2, 3, 3])], &[f(&[1, 8, 7, 7])]);
+        assert_eq!(fl, ChannelFlow::Depthwise { multiplier: 2, transposed: true });
+        assert_eq!(
+            flow(&ct(2), &[f(&[1, 4, 5, 5]), k(&[4, 3, 3, 3])], &[f(&[1, 6, 7, 7])]),
+            ChannelFlow::Opaque
+        );
         // Two activations: opaque.
         assert_eq!(flow(&gemm(false, false), &[f(&[2, 5]), f(&[5, 3])], &[f(&[2, 3])]), ChannelFlow::Opaque);
         // MatMul [B, T, K] @ W [K, N]: W axis 1 produces output axis 2, W axis 0 reads axis 2.
@@ -814,19 +842,25 @@ mod tests {
         assert_eq!(fl, ChannelFlow::Axes { map: want.clone() });
         // Reshape to [0, -1] is the same; a literal 36 is blocked (pruning would break it).
         let reshape = Op::Reshape { allowzero: false };
-        assert_eq!(flow(&reshape, &[f(&[2, 4, 3, 3]), ints(&[0, -1])], &[f(&[2, 36])]), ChannelFlow::Axes { map: want });
+        assert_eq!(
+            flow(&reshape, &[f(&[2, 4, 3, 3]), ints(&[0, -1])], &[f(&[2, 36])]),
+            ChannelFlow::Axes { map: want }
+        );
         let fl = flow(&reshape, &[f(&[2, 4, 3, 3]), ints(&[2, 36])], &[f(&[2, 36])]);
         assert_eq!(fl, ChannelFlow::Axes { map: vec![] });
         // [N, C] -> [N, C, 1, 1] with -1 keeps the channel axis.
         let fl = flow(&reshape, &[f(&[2, 4]), ints(&[2, -1, 1, 1])], &[f(&[2, 4, 1, 1])]);
         assert_eq!(fl, ChannelFlow::Axes { map: vec![AxisMap { input: 1, output: 1, block: 1 }] });
         // Transpose keeps only the axes it does not move.
-        let fl = flow(&Op::Transpose { perm: Some(vec![0, 2, 3, 1]) }, &[f(&[2, 4, 5, 6])], &[f(&[2, 5, 6, 4])]);
+        let fl =
+            flow(&Op::Transpose { perm: Some(vec![0, 2, 3, 1]) }, &[f(&[2, 4, 5, 6])], &[f(&[2, 5, 6, 4])]);
         assert_eq!(fl, ChannelFlow::Axes { map: vec![AxisMap { input: 0, output: 0, block: 1 }] });
         // Pad of spatial axes only keeps N and C.
-        let fl = flow(&Op::Pad(crate::ir::PadMode::Constant), &[f(&[2, 4, 5, 5]), ints(&[0, 0, 1, 1, 0, 0, 1, 1])], &[
-            f(&[2, 4, 7, 7]),
-        ]);
+        let fl = flow(
+            &Op::Pad(crate::ir::PadMode::Constant),
+            &[f(&[2, 4, 5, 5]), ints(&[0, 0, 1, 1, 0, 0, 1, 1])],
+            &[f(&[2, 4, 7, 7])],
+        );
         let want: Vec<AxisMap> = (0..2).map(|a| AxisMap { input: a, output: a, block: 1 }).collect();
         assert_eq!(fl, ChannelFlow::Axes { map: want });
         // Shape reads every axis; Shape from axis 2 leaves N and C free.
