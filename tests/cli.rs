@@ -224,4 +224,80 @@ fn optimize_refuses_to_overwrite_its_input_and_writes_a_loadable_model() {
     let g = pare::onnx::load(&o).unwrap();
     assert!(g.node_count() < 11, "optimised graph has {} nodes", g.node_count());
     assert_eq!(g.fact(g.outputs()[0]).shape, known_shape(&[1, 10]));
+    same_outputs(Path::new(MNIST), &o, &d);
+}
+
+/// The model written by `pare optimize` computes what the original does, on a random input:
+/// with onnxruntime on both files when python3 has it, and always with pare's runtime
+/// (optimisation off, so each file runs as written).
+fn same_outputs(original: &Path, optimised: &Path, dir: &Path) {
+    use pare::runtime::{RunOptions, Runtime};
+    use rand::{Rng, SeedableRng};
+    let a = pare::onnx::load(original).unwrap();
+    let b = pare::onnx::load(optimised).unwrap();
+    let names =
+        |g: &Graph, vs: &[pare::ir::ValueId]| vs.iter().map(|&v| g.value(v).name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&a, a.inputs()), names(&b, b.inputs()), "the optimised model's inputs");
+    assert_eq!(names(&a, a.outputs()), names(&b, b.outputs()), "the optimised model's outputs");
+    let shape = a.fact(a.inputs()[0]).concrete_shape().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let n = shape.iter().product();
+    let x = Tensor::from_vec(shape, (0..n).map(|_| rng.random_range(0.0f32..255.0)).collect());
+    let run = |g: Graph| {
+        Runtime::new(g, RunOptions { threads: 1, optimize: false }).unwrap().run(vec![x.clone()]).unwrap()
+    };
+    let (ya, yb) = (run(a), run(b));
+    assert_eq!(ya.len(), yb.len());
+    for (p, q) in ya.iter().zip(&yb) {
+        assert_eq!(p.shape(), q.shape());
+        let (p, q) = (p.f32s().unwrap(), q.f32s().unwrap());
+        let scale = p.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = p.iter().zip(q).fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+        assert!(
+            diff <= 1e-4 * scale + 1e-5,
+            "pare runtime: optimised differs by {diff} (scale {scale}): {p:?} vs {q:?}"
+        );
+    }
+    if !python_has_onnxruntime() {
+        eprintln!("python3 with onnxruntime and numpy is missing: compared with pare's runtime only");
+        return;
+    }
+    let xin = dir.join("random_input.npy");
+    write_npy(&xin, &x).unwrap();
+    let out = Command::new(common::python())
+        .args(["-c", ORT_SAME, s(original), s(optimised), s(&xin)])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "onnxruntime: the optimised model differs or does not load:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs two models on the same input with onnxruntime and compares every output.
+const ORT_SAME: &str = r#"
+import sys, numpy as np, onnxruntime as ort
+a, b, x = sys.argv[1:4]
+so = ort.SessionOptions(); so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+sa = ort.InferenceSession(a, so, providers=["CPUExecutionProvider"])
+sb = ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])
+feeds = {sa.get_inputs()[0].name: np.load(x)}
+ya, yb = sa.run(None, feeds), sb.run(None, feeds)
+assert len(ya) == len(yb), (len(ya), len(yb))
+for k, (p, q) in enumerate(zip(ya, yb)):
+    assert p.shape == q.shape, (k, p.shape, q.shape)
+    tol = 1e-4 * float(np.abs(p).max()) + 1e-5
+    d = float(np.abs(p - q).max())
+    assert d <= tol, f"output {k} differs by {d} (tolerance {tol})"
+print("onnxruntime: same outputs")
+"#;
+
+/// True when python3 imports onnxruntime and numpy (not required: the check is optional).
+fn python_has_onnxruntime() -> bool {
+    Command::new(common::python())
+        .args(["-c", "import onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

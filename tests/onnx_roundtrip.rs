@@ -1,6 +1,9 @@
 //! ONNX import/export: real models, round trips, opset normalisation checked against
 //! onnxruntime, and malformed-file errors.
 
+mod common;
+
+use common::in_ci as ci;
 use pare::ir::{Dim, Graph, Op, known_shape};
 use pare::onnx::{self, proto};
 use pare::tensor::Tensor;
@@ -8,28 +11,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// `../shared/models/<name>`, or `None` (skip) when absent outside CI.
 fn shared_model(name: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models").join(name);
     if p.exists() {
         return Some(p);
     }
-    assert!(!ci(), "CI=true but the shared model {} is missing", p.display());
+    assert!(!ci(), "CI is set but the shared model {} is missing", p.display());
     eprintln!("skipping: shared model {} is missing", p.display());
     None
 }
 
-/// True when python3 with onnx and onnxruntime is available; under CI=true it must be.
+/// True when python3 with onnx and onnxruntime is available; under CI (CI=true or CI=1) it must be.
 fn have_python() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import onnx, onnxruntime, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(ok || !ci(), "CI=true but python3 with onnx, onnxruntime and numpy is not available");
+    assert!(ok || !ci(), "CI is set but python3 with onnx, onnxruntime and numpy is not available");
     if !ok {
         eprintln!("skipping the onnxruntime checks: python3 with onnx, onnxruntime and numpy is missing");
     }
@@ -682,11 +681,15 @@ fn nodes_out_of_order_are_sorted() {
 
 #[test]
 fn node_suite_tensors() {
-    let dir = Path::new("/tmp/nodetests/node/test_conv_with_strides_padding/test_data_set_0");
-    if !dir.exists() {
-        eprintln!("skipping: {} is missing", dir.display());
+    let Some(suite) = common::node_suite() else {
+        common::skip(
+            "ONNX node test suite not found (set PARE_NODE_TESTS or run scripts/setup_python.sh and \
+             scripts/gen_node_tests.sh to write target/onnx-node-tests/node)",
+        );
         return;
-    }
+    };
+    let dir = suite.join("test_conv_with_strides_padding/test_data_set_0");
+    assert!(dir.is_dir(), "the node suite at {} has no {}", suite.display(), dir.display());
     let (name, x) = onnx::read_tensor_pb(&dir.join("input_0.pb")).unwrap();
     assert_eq!(name, "x");
     assert_eq!(x.shape(), &[1, 1, 7, 5]);

@@ -14,10 +14,12 @@ fn qdq_model() -> Graph {
     let x = g.add_input("x", DType::F32, known_shape(&[1, 3, 4, 4]));
     let sx = g.add_const("x_scale", Tensor::scalar(0.02f32));
     let zx = g.add_const("x_zp", Tensor::scalar(128u8));
-    let xq = g.add_node("x_q", Op::QuantizeLinear { axis: 1, to: DType::U8 }, vec![Some(x), Some(sx), Some(zx)])
+    let xq = g
+        .add_node("x_q", Op::QuantizeLinear { axis: 1, to: DType::U8 }, vec![Some(x), Some(sx), Some(zx)])
         .unwrap()[0];
-    let xd = g.add_node("x_dq", Op::DequantizeLinear { axis: 1 }, vec![Some(xq), Some(sx), Some(zx)]).unwrap()[0];
-    let wq: Vec<i8> = (0..4 * 3 * 9).map(|i| ((i * 37) % 255) as i32 - 127).map(|v| v as i8).collect();
+    let xd =
+        g.add_node("x_dq", Op::DequantizeLinear { axis: 1 }, vec![Some(xq), Some(sx), Some(zx)]).unwrap()[0];
+    let wq: Vec<i8> = (0..4 * 3 * 9).map(|i: i32| ((i * 37) % 255 - 127) as i8).collect();
     let w = g.add_const("w_int8", Tensor::from_vec(vec![4, 3, 3, 3], wq));
     let sw = g.add_const("w_scale", Tensor::from_vec(vec![4], vec![0.01f32, 0.02, 0.005, 0.015]));
     let wd = g.add_node("w_dq", Op::DequantizeLinear { axis: 0 }, vec![Some(w), Some(sw)]).unwrap()[0];
@@ -67,14 +69,21 @@ fn run(g: &Graph, optimize: bool) -> Vec<f32> {
 #[test]
 fn qdq_weights_stay_integers_through_import_and_export() {
     let g = qdq_model();
-    let want_w: Vec<u8> = g.fact(g.find("w_int8").unwrap()).konst.as_ref().unwrap().as_slice::<i8>().unwrap()
+    let want_w: Vec<u8> = g
+        .fact(g.find("w_int8").unwrap())
+        .konst
+        .as_ref()
+        .unwrap()
+        .as_slice::<i8>()
+        .unwrap()
         .iter()
         .map(|&v| v as u8)
         .collect();
     let bytes = onnx::to_bytes(&g).unwrap();
     let m: proto::ModelProto = prost::Message::decode(bytes.as_slice()).unwrap();
     assert_eq!(int8_initializer(&m, "w_int8").unwrap(), want_w);
-    let types: Vec<&str> = m.graph.as_ref().unwrap().node.iter().filter_map(|n| n.op_type.as_deref()).collect();
+    let types: Vec<&str> =
+        m.graph.as_ref().unwrap().node.iter().filter_map(|n| n.op_type.as_deref()).collect();
     // FakeQuant is written as a standard QuantizeLinear → DequantizeLinear pair.
     assert_eq!(types.iter().filter(|t| **t == "QuantizeLinear").count(), 2, "{types:?}");
     assert_eq!(types.iter().filter(|t| **t == "DequantizeLinear").count(), 3, "{types:?}");

@@ -196,6 +196,71 @@ fn dequantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, axis: i64) -> Res
     Ok(vec![if scale.dtype() == DType::F32 { t } else { t.cast(scale.dtype()) }])
 }
 
+/// The integer range of a quantized type.
+fn qrange(to: DType) -> Result<(f32, f32)> {
+    Ok(match to {
+        DType::I8 => (-128.0, 127.0),
+        DType::U8 => (0.0, 255.0),
+        DType::I16 => (-32768.0, 32767.0),
+        DType::U16 => (0.0, 65535.0),
+        other => bail!("quantization to {other} is not supported (int8, uint8, int16, uint16)"),
+    })
+}
+
+/// Straight-through gradient of quantization (inputs x, scale, zero point, dY): dY where
+/// `round(x / scale) + zero_point` lies inside the integer range, 0 where it saturates;
+/// divided by the scale when `rescale` (QuantizeLinear, whose output is in integer units).
+#[allow(clippy::too_many_arguments)]
+pub fn quant_grad(
+    x: &Tensor,
+    scale: &Tensor,
+    zp: Option<&Tensor>,
+    dy: &Tensor,
+    axis: i64,
+    to: DType,
+    rescale: bool,
+) -> Result<Tensor> {
+    if x.shape() != dy.shape() {
+        bail!("gradient {} does not match input {}", shape_str(dy.shape()), shape_str(x.shape()));
+    }
+    let (c, inner) = layout(x, scale, axis)?;
+    let (lo, hi) = qrange(zp.map_or(to, |t| t.dtype()))?;
+    let xf = crate::ops::nn::f32_data(x)?;
+    let sf = crate::ops::nn::f32_data(scale)?;
+    let df = crate::ops::nn::f32_data(dy)?;
+    let z = zero_points(zp, c)?;
+    let mut out = vec![0f32; x.len()];
+    if inner > 0 {
+        for (bi, ((o, xs), ds)) in
+            out.chunks_mut(inner).zip(xf.chunks(inner)).zip(df.chunks(inner)).enumerate()
+        {
+            let (sc, zc) = (sf[bi % c], z[bi % c] as f32);
+            let k = if rescale { 1.0 / sc } else { 1.0 };
+            for ((o, &v), &d) in o.iter_mut().zip(xs).zip(ds) {
+                let q = (v / sc).round_ties_even() + zc;
+                *o = if (lo..=hi).contains(&q) { d * k } else { 0.0 };
+            }
+        }
+    }
+    Ok(Tensor::from_vec(x.shape().to_vec(), out))
+}
+
+/// Gradient of DequantizeLinear with respect to its integer input, as float32 (inputs
+/// scale, dY): `dY * scale` per tensor or along `axis`.
+pub fn dequant_grad(scale: &Tensor, dy: &Tensor, axis: i64) -> Result<Tensor> {
+    let (c, inner) = layout(dy, scale, axis)?;
+    let sf = crate::ops::nn::f32_data(scale)?;
+    let df = crate::ops::nn::f32_data(dy)?;
+    let mut out = df.to_vec();
+    if inner > 0 {
+        for (bi, o) in out.chunks_mut(inner).enumerate() {
+            let sc = sf[bi % c];
+            o.iter_mut().for_each(|v| *v *= sc);
+        }
+    }
+    Ok(Tensor::from_vec(dy.shape().to_vec(), out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,69 +360,4 @@ mod tests {
             .unwrap();
         assert_eq!(d[0].f32s().unwrap(), &[-5534.0, -3534.0, 2.0, 466.0]);
     }
-}
-
-/// The integer range of a quantized type.
-fn qrange(to: DType) -> Result<(f32, f32)> {
-    Ok(match to {
-        DType::I8 => (-128.0, 127.0),
-        DType::U8 => (0.0, 255.0),
-        DType::I16 => (-32768.0, 32767.0),
-        DType::U16 => (0.0, 65535.0),
-        other => bail!("quantization to {other} is not supported (int8, uint8, int16, uint16)"),
-    })
-}
-
-/// Straight-through gradient of quantization (inputs x, scale, zero point, dY): dY where
-/// `round(x / scale) + zero_point` lies inside the integer range, 0 where it saturates;
-/// divided by the scale when `rescale` (QuantizeLinear, whose output is in integer units).
-#[allow(clippy::too_many_arguments)]
-pub fn quant_grad(
-    x: &Tensor,
-    scale: &Tensor,
-    zp: Option<&Tensor>,
-    dy: &Tensor,
-    axis: i64,
-    to: DType,
-    rescale: bool,
-) -> Result<Tensor> {
-    if x.shape() != dy.shape() {
-        bail!("gradient {} does not match input {}", shape_str(dy.shape()), shape_str(x.shape()));
-    }
-    let (c, inner) = layout(x, scale, axis)?;
-    let (lo, hi) = qrange(zp.map_or(to, |t| t.dtype()))?;
-    let xf = crate::ops::nn::f32_data(x)?;
-    let sf = crate::ops::nn::f32_data(scale)?;
-    let df = crate::ops::nn::f32_data(dy)?;
-    let z = zero_points(zp, c)?;
-    let mut out = vec![0f32; x.len()];
-    if inner > 0 {
-        for (bi, ((o, xs), ds)) in
-            out.chunks_mut(inner).zip(xf.chunks(inner)).zip(df.chunks(inner)).enumerate()
-        {
-            let (sc, zc) = (sf[bi % c], z[bi % c] as f32);
-            let k = if rescale { 1.0 / sc } else { 1.0 };
-            for ((o, &v), &d) in o.iter_mut().zip(xs).zip(ds) {
-                let q = (v / sc).round_ties_even() + zc;
-                *o = if (lo..=hi).contains(&q) { d * k } else { 0.0 };
-            }
-        }
-    }
-    Ok(Tensor::from_vec(x.shape().to_vec(), out))
-}
-
-/// Gradient of DequantizeLinear with respect to its integer input, as float32 (inputs
-/// scale, dY): `dY * scale` per tensor or along `axis`.
-pub fn dequant_grad(scale: &Tensor, dy: &Tensor, axis: i64) -> Result<Tensor> {
-    let (c, inner) = layout(dy, scale, axis)?;
-    let sf = crate::ops::nn::f32_data(scale)?;
-    let df = crate::ops::nn::f32_data(dy)?;
-    let mut out = df.to_vec();
-    if inner > 0 {
-        for (bi, o) in out.chunks_mut(inner).enumerate() {
-            let sc = sf[bi % c];
-            o.iter_mut().for_each(|v| *v *= sc);
-        }
-    }
-    Ok(Tensor::from_vec(dy.shape().to_vec(), out))
 }

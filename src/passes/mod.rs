@@ -48,11 +48,14 @@ impl Uses {
 /// A local rewrite rule.
 pub type Rule = fn(&Graph, NodeId, &Uses) -> Option<Patch>;
 
-/// Applies `rules` until none fires; returns how many rewrites were made.
+/// Applies `rules` until none fires (dead nodes are removed first, so they never block a
+/// rule); returns how many rewrites were made.
 pub fn run_rules(g: &mut Graph, rules: &[(&str, Rule)]) -> Result<usize> {
     let mut total = 0;
     loop {
         let mut changed = false;
+        // Dead nodes would count as readers and block rules that need a sole consumer.
+        g.remove_dead()?;
         let order = g.topo_order()?;
         let mut uses = Uses::of(g);
         for n in order {
