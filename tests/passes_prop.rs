@@ -782,7 +782,8 @@ fn passes_and_onnx_roundtrip_preserve_outputs_on_random_graphs() {
     }
 }
 
-/// Found by the property above: `optimize` counts nodes that no output depends on as
+/// Regression test for a bug the property above found (fixed: `run_rules` now removes dead
+/// nodes first). `optimize` counted nodes that no output depends on as
 /// readers, so a value also read by a dead node is not "solely consumed" and the fusions
 /// that need a sole consumer do not fire; `compact` removes the dead node only afterwards,
 /// and a second `optimize` then makes the rewrite. Here Conv → BatchNormalization with a
