@@ -170,8 +170,8 @@ pub fn build(forward: &Graph, spec: &TrainSpec) -> Result<TrainGraph> {
     }
 
     let mut r = Rebuild::new(&fwd);
-    // Training graphs keep every node: nothing that depends on a parameter may fold.
-    r.copy_inputs(|v| v.fact.shape.clone());
+    // Parameters become inputs of the training graph, so nothing that depends on one folds.
+    r.copy_inputs(|_, v| v.fact.shape.clone());
     let pred_fwd = fwd.outputs()[spec.output];
     let pred_fact = fwd.fact(pred_fwd).clone();
     let target = match (&spec.loss, pred_fact.shape.first()) {

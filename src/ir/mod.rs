@@ -407,7 +407,7 @@ impl Graph {
     /// nodes whose inputs became constant. Returns the rebuilt graph.
     pub fn reinfer(&self) -> Result<Graph> {
         let mut r = Rebuild::new(self);
-        r.copy_inputs(|v| v.fact.shape.clone());
+        r.copy_inputs(|_, v| v.fact.shape.clone());
         r.copy_consts();
         r.copy_nodes()?;
         r.finish()
@@ -417,13 +417,7 @@ impl Graph {
     pub fn with_input_shapes(&self, shapes: &[(ValueId, Shape)]) -> Result<Graph> {
         let wanted: HashMap<ValueId, &Shape> = shapes.iter().map(|(v, s)| (*v, s)).collect();
         let mut r = Rebuild::new(self);
-        let ids = self.inputs.clone();
-        let mut k = 0;
-        r.copy_inputs(|v| {
-            let s = wanted.get(&ids[k]).map(|s| (*s).clone()).unwrap_or_else(|| v.fact.shape.clone());
-            k += 1;
-            s
-        });
+        r.copy_inputs(|id, v| wanted.get(&id).map_or_else(|| v.fact.shape.clone(), |s| (*s).clone()));
         r.copy_consts();
         r.copy_nodes()?;
         r.finish()

@@ -39,10 +39,10 @@ impl<'a> Rebuild<'a> {
         self.map.get(&old).copied()
     }
     /// Copies the source's inputs in order, each with the shape `shape` gives it.
-    pub fn copy_inputs(&mut self, mut shape: impl FnMut(&Value) -> Shape) {
+    pub fn copy_inputs(&mut self, mut shape: impl FnMut(ValueId, &Value) -> Shape) {
         for &i in self.src.inputs() {
             let v = self.src.value(i);
-            let new = self.dst.add_input(&v.name, v.fact.dtype, shape(v));
+            let new = self.dst.add_input(&v.name, v.fact.dtype, shape(i, v));
             self.map(i, new);
         }
     }

@@ -153,12 +153,15 @@ fn quantize(x: &Tensor, scale: &Tensor, zp: Option<&Tensor>, axis: i64, to: DTyp
         }
         out
     }
+    let range = qrange(out).map_err(|_| {
+        anyhow::anyhow!("QuantizeLinear to {out} is not supported (int8, uint8, int16, uint16)")
+    })?;
     let data = match out {
-        DType::I8 => Data::I8(run(&xf, &sf, &z, inner, (-128.0, 127.0), |v| v as i8)),
-        DType::U8 => Data::U8(run(&xf, &sf, &z, inner, (0.0, 255.0), |v| v as u8)),
-        DType::I16 => Data::I16(run(&xf, &sf, &z, inner, (-32768.0, 32767.0), |v| v as i16)),
-        DType::U16 => Data::U16(run(&xf, &sf, &z, inner, (0.0, 65535.0), |v| v as u16)),
-        other => bail!("QuantizeLinear to {other} is not supported (int8, uint8, int16, uint16)"),
+        DType::I8 => Data::I8(run(&xf, &sf, &z, inner, range, |v| v as i8)),
+        DType::U8 => Data::U8(run(&xf, &sf, &z, inner, range, |v| v as u8)),
+        DType::I16 => Data::I16(run(&xf, &sf, &z, inner, range, |v| v as i16)),
+        DType::U16 => Data::U16(run(&xf, &sf, &z, inner, range, |v| v as u16)),
+        _ => unreachable!("qrange accepts only the four types above"),
     };
     Ok(vec![Tensor::new(x.shape().to_vec(), data)?])
 }

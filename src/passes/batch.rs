@@ -14,7 +14,7 @@ pub fn set_batch(g: &Graph, n: usize) -> Result<Graph> {
     }
     let b0 = g.inputs().iter().find_map(|&i| g.fact(i).shape.first().and_then(Dim::known));
     let mut r = Rebuild::new(g);
-    r.copy_inputs(|v| {
+    r.copy_inputs(|_, v| {
         let mut shape = v.fact.shape.clone();
         if let Some(d) = shape.first_mut() {
             *d = Dim::Known(n);
