@@ -1,11 +1,19 @@
-//! Execution: an ordered plan with buffer lifetimes, run on a thread pool.
+//! Execution: a compiled plan per set of input shapes (see `plan`), run on a thread pool
+//! entered once per run.
 
-use crate::ir::{Dim, Graph, NodeId, fmt_shape};
+mod kernels;
+mod plan;
+
+pub use plan::ConvAlgo;
+
+use crate::ir::{Dim, Graph, fmt_shape};
 use crate::passes;
 use crate::tensor::Tensor;
 use anyhow::{Context, Result, anyhow, bail};
+use plan::{Out, Plan, PlanCtx, WeightCache};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How to build a runtime.
 #[derive(Clone, Debug)]
@@ -22,41 +30,52 @@ impl Default for RunOptions {
     }
 }
 
-/// One step of the plan: a node, where its inputs and outputs live, what dies after it.
-#[derive(Clone, Debug)]
-struct Step {
-    node: NodeId,
-    inputs: Vec<Option<usize>>,
-    /// For each input: true if this step is the last reader (the slot is moved, not cloned).
-    last_use: Vec<bool>,
-    outputs: Vec<usize>,
-}
+/// Plans kept per runtime (one per distinct set of input shapes); the oldest is dropped.
+const MAX_PLANS: usize = 8;
 
 /// A graph prepared for repeated execution.
 pub struct Runtime {
     graph: Graph,
-    steps: Vec<Step>,
-    n_slots: usize,
-    consts: Vec<(usize, Tensor)>,
-    input_slots: Vec<usize>,
-    output_slots: Vec<usize>,
     pool: rayon::ThreadPool,
+    choices: HashMap<String, ConvAlgo>,
+    weights: WeightCache,
+    plans: Mutex<Vec<Arc<Plan>>>,
 }
 
 /// Per-node timing from `Runtime::profile`.
 #[derive(Clone, Debug)]
 pub struct NodeTime {
-    /// Node name.
+    /// Step name: the node's name, or the fused nodes' names joined by `+`.
     pub name: String,
-    /// ONNX op type.
+    /// ONNX op type (fused steps: the ops joined by `+`).
     pub op: String,
     /// Wall time of the node.
     pub time: Duration,
 }
 
+/// One conv layer of a plan, as the tuner sees it.
+#[derive(Clone, Debug)]
+pub struct ConvLayer {
+    /// Conv node name.
+    pub node: String,
+    /// Index of its step in the plan.
+    pub step: usize,
+    /// Geometry.
+    pub geom: pare_kernels::ConvGeom,
+    /// Algorithm in use.
+    pub algo: ConvAlgo,
+}
+
 impl Runtime {
-    /// Optimises (unless disabled) and plans `graph`.
-    pub fn new(mut graph: Graph, opts: RunOptions) -> Result<Runtime> {
+    /// Optimises (unless disabled) and prepares `graph`; plans are built per input shape on
+    /// first use.
+    pub fn new(graph: Graph, opts: RunOptions) -> Result<Runtime> {
+        Runtime::with_choices(graph, opts, HashMap::new())
+    }
+
+    /// Like [`Runtime::new`], with a conv algorithm chosen per node name (from a tuned plan);
+    /// nodes not listed, or whose choice does not apply, get the heuristic.
+    pub fn with_choices(mut graph: Graph, opts: RunOptions, choices: HashMap<String, ConvAlgo>) -> Result<Runtime> {
         graph.verify().context("invalid graph")?;
         if opts.optimize {
             passes::optimize(&mut graph)?;
@@ -66,67 +85,64 @@ impl Runtime {
             .num_threads(threads)
             .build()
             .map_err(|e| anyhow!("cannot start {threads} threads: {e}"))?;
-        let order = graph.topo_order()?;
-        // Dense slot per value that the plan touches.
-        let mut slot_of: HashMap<usize, usize> = HashMap::new();
-        let slot = |v: usize, map: &mut HashMap<usize, usize>| {
-            let n = map.len();
-            *map.entry(v).or_insert(n)
+        Ok(Runtime { graph, pool, choices, weights: Mutex::new(HashMap::new()), plans: Mutex::new(Vec::new()) })
+    }
+
+    /// The plan for these input shapes, built and cached on first use.
+    fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
+        {
+            let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
+            if let Some(p) = plans
+                .iter()
+                .find(|p| p.in_shapes.len() == inputs.len() && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape()))
+            {
+                return Ok(p.clone());
+            }
+        }
+        let concrete = self.graph.inputs().iter().all(|&v| self.graph.fact(v).concrete_shape().is_some());
+        let g = if concrete {
+            self.graph.clone()
+        } else {
+            let shapes: Vec<_> = self
+                .graph
+                .inputs()
+                .iter()
+                .zip(inputs)
+                .map(|(&v, t)| (v, t.shape().iter().map(|&d| Dim::Known(d)).collect()))
+                .collect();
+            self.graph.with_input_shapes(&shapes)?
         };
-        let input_slots: Vec<usize> = graph.inputs().iter().map(|v| slot(v.0, &mut slot_of)).collect();
-        let mut consts = Vec::new();
-        let mut steps = Vec::new();
-        for &n in &order {
-            let node = graph.node(n)?;
-            let mut inputs = Vec::new();
-            for i in &node.inputs {
-                inputs.push(i.map(|v| {
-                    let fresh = !slot_of.contains_key(&v.0);
-                    let s = slot(v.0, &mut slot_of);
-                    if fresh && let Some(k) = &graph.fact(v).konst {
-                        consts.push((s, k.clone()));
-                    }
-                    s
-                }));
-            }
-            let outputs = node.outputs.iter().map(|v| slot(v.0, &mut slot_of)).collect();
-            steps.push(Step { node: n, last_use: vec![false; inputs.len()], inputs, outputs });
+        let plan = Arc::new(Plan::build(g, &PlanCtx { choices: &self.choices, weights: &self.weights })?);
+        let mut plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
+        if plans.len() >= MAX_PLANS {
+            plans.remove(0);
         }
-        let output_slots: Vec<usize> = graph
-            .outputs()
+        plans.push(plan.clone());
+        Ok(plan)
+    }
+
+    /// The conv layers of the plan for these inputs, with their geometry and algorithm.
+    pub fn conv_layers(&self, inputs: &[Tensor]) -> Result<Vec<ConvLayer>> {
+        let plan = self.plan_for(inputs)?;
+        Ok(plan
+            .steps
             .iter()
-            .map(|v| {
-                let fresh = !slot_of.contains_key(&v.0);
-                let s = slot(v.0, &mut slot_of);
-                if fresh && let Some(k) = &graph.fact(*v).konst {
-                    consts.push((s, k.clone()));
-                }
-                s
+            .enumerate()
+            .filter_map(|(i, s)| match &s.kernel {
+                plan::Kernel::Conv { geom, algo, .. } => Some(ConvLayer {
+                    node: s.name.split('+').next().unwrap_or(&s.name).to_string(),
+                    step: i,
+                    geom: geom.clone(),
+                    algo: *algo,
+                }),
+                _ => None,
             })
-            .collect();
-        // Lifetimes: the last step reading a slot moves it out, unless it is a constant or an output.
-        let mut keep = vec![false; slot_of.len()];
-        for &(s, _) in &consts {
-            keep[s] = true;
-        }
-        for &s in &output_slots {
-            keep[s] = true;
-        }
-        let mut seen = vec![false; slot_of.len()];
-        for step in steps.iter_mut().rev() {
-            for (k, i) in step.inputs.iter().enumerate() {
-                if let Some(s) = *i
-                    && !seen[s]
-                    && !keep[s]
-                {
-                    // moved only if no other input of the same step reads it
-                    let dup = step.inputs.iter().filter(|j| **j == Some(s)).count() > 1;
-                    step.last_use[k] = !dup;
-                    seen[s] = true;
-                }
-            }
-        }
-        Ok(Runtime { n_slots: slot_of.len(), graph, steps, consts, input_slots, output_slots, pool })
+            .collect())
+    }
+
+    /// Floats in the activation arena of the plan for these inputs.
+    pub fn arena_floats(&self, inputs: &[Tensor]) -> Result<usize> {
+        Ok(self.plan_for(inputs)?.arena_floats())
     }
 
     /// The (optimised) graph being run.
@@ -210,45 +226,56 @@ impl Runtime {
         Ok((outs, times))
     }
 
-    fn run_inner(&self, inputs: Vec<Tensor>, mut times: Option<&mut Vec<NodeTime>>) -> Result<Vec<Tensor>> {
+    fn run_inner(&self, inputs: Vec<Tensor>, times: Option<&mut Vec<NodeTime>>) -> Result<Vec<Tensor>> {
         self.check_inputs(&inputs)?;
-        let mut slots: Vec<Option<Tensor>> = vec![None; self.n_slots];
-        for (s, t) in &self.consts {
-            slots[*s] = Some(t.clone());
-        }
-        for (s, t) in self.input_slots.iter().zip(inputs) {
-            slots[*s] = Some(t);
-        }
-        self.pool.install(|| -> Result<()> {
-            for step in &self.steps {
-                let node = self.graph.node(step.node)?;
-                let mut ins = Vec::with_capacity(step.inputs.len());
-                for (i, last) in step.inputs.iter().zip(&step.last_use) {
-                    ins.push(match i {
-                        Some(s) if *last => slots[*s].take(),
-                        Some(s) => slots[*s].clone(),
-                        None => None,
-                    });
-                }
-                let t0 = times.as_ref().map(|_| Instant::now());
-                let outs = node.op.eval_owned(ins).with_context(|| self.graph.describe_node(step.node))?;
-                if let (Some(ts), Some(t0)) = (times.as_deref_mut(), t0) {
-                    ts.push(NodeTime {
-                        name: node.name.clone(),
-                        op: node.op.onnx_name().into(),
-                        time: t0.elapsed(),
-                    });
-                }
-                for (s, t) in step.outputs.iter().zip(outs) {
-                    slots[*s] = Some(t);
-                }
-            }
+        let plan = self.plan_for(&inputs)?;
+        let mut outs: Vec<Option<Tensor>> = vec![None; plan.graph.outputs().len()];
+        let mut durations = times.as_ref().map(|_| Vec::with_capacity(plan.steps.len()));
+        plan.execute(&inputs, &self.pool, durations.as_mut(), |i, shape, o| {
+            outs[i] = Some(match o {
+                Out::F32(d) => Tensor::from_vec(shape.to_vec(), d.to_vec()),
+                Out::Tensor(t) => t.clone(),
+            });
             Ok(())
         })?;
-        self.output_slots
-            .iter()
-            .map(|s| slots[*s].clone().ok_or_else(|| anyhow!("an output was not computed")))
-            .collect()
+        if let (Some(ts), Some(ds)) = (times, durations) {
+            for ((name, op), d) in plan.step_names().zip(ds) {
+                ts.push(NodeTime { name: name.to_string(), op: op.to_string(), time: d });
+            }
+        }
+        outs.into_iter().map(|o| o.ok_or_else(|| anyhow!("an output was not computed"))).collect()
+    }
+
+    /// Runs into caller-owned buffers: `outputs[i]` receives the data of f32 output `i` (it is
+    /// resized, so a buffer reused across runs allocates only once). With the inputs' shapes
+    /// seen before, this path does not allocate.
+    pub fn run_into(&self, inputs: &[Tensor], outputs: &mut [Vec<f32>]) -> Result<()> {
+        if outputs.len() != self.graph.outputs().len() {
+            bail!("model has {} outputs, got {} buffers", self.graph.outputs().len(), outputs.len());
+        }
+        let plan = {
+            let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
+            plans
+                .iter()
+                .find(|p| p.in_shapes.len() == inputs.len() && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape()))
+                .cloned()
+        };
+        let plan = match plan {
+            Some(p) => p,
+            None => {
+                self.check_inputs(inputs)?;
+                self.plan_for(inputs)?
+            }
+        };
+        plan.execute(inputs, &self.pool, None, |i, _, o| {
+            let d = match o {
+                Out::F32(d) => d,
+                Out::Tensor(t) => t.f32s()?,
+            };
+            outputs[i].clear();
+            outputs[i].extend_from_slice(d);
+            Ok(())
+        })
     }
 }
 

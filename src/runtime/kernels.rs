@@ -1,0 +1,414 @@
+//! The plan's kernels on arena slices: element-wise maps with broadcasting, softmax, layer
+//! norm, constant-weight dense layers and the per-layer convolution variants. The heavy
+//! lifting (GEMM, conv, pooling) is in `pare-kernels`.
+
+use super::plan::ConvAlgo;
+use crate::ops::elementwise::math::{erf_f32, exp_f32, tanh_f32};
+use pare_kernels::{Act, ConvGeom, PackedConv, bias_act};
+use rayon::prelude::*;
+
+/// Element-wise work below this many elements stays on the calling thread.
+const PAR_MIN: usize = 1 << 16;
+const CHUNK: usize = 1 << 14;
+
+/// Weights of one conv layer, packed for one algorithm.
+pub(crate) enum ConvWeights {
+    Gemm { packed: PackedConv, c_in: usize, c_out: usize, groups: usize, kernel: Vec<usize> },
+}
+
+impl ConvWeights {
+    pub(crate) fn new(geom: &ConvGeom, w: &[f32], _algo: ConvAlgo) -> ConvWeights {
+        ConvWeights::Gemm {
+            packed: PackedConv::new(geom, w),
+            c_in: geom.c_in,
+            c_out: geom.c_out,
+            groups: geom.groups,
+            kernel: geom.kernel.clone(),
+        }
+    }
+
+    /// Whether these packed weights fit a conv of this geometry (channels, groups, kernel).
+    pub(crate) fn matches(&self, geom: &ConvGeom) -> bool {
+        match self {
+            ConvWeights::Gemm { c_in, c_out, groups, kernel, .. } => {
+                *c_in == geom.c_in && *c_out == geom.c_out && *groups == geom.groups && *kernel == geom.kernel
+            }
+        }
+    }
+}
+
+/// Whether a Winograd kernel can run this conv.
+pub(crate) fn winograd_applies(_g: &ConvGeom) -> bool {
+    false
+}
+
+/// The algorithm a conv gets without a measurement.
+pub(crate) fn heuristic_algo(g: &ConvGeom) -> ConvAlgo {
+    let spatial: usize = g.in_spatial.iter().product();
+    if winograd_applies(g) && g.c_in >= 16 && g.c_out >= 16 && spatial >= 64 {
+        ConvAlgo::WinogradF4
+    } else {
+        ConvAlgo::Gemm
+    }
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// `out = act(conv(x) + bias (+ out when accumulate))`.
+pub(crate) fn conv(
+    geom: &ConvGeom,
+    w: &ConvWeights,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    out: &mut [f32],
+) {
+    let ConvWeights::Gemm { packed, .. } = w;
+    if !accumulate {
+        pare_kernels::conv_packed(geom, x, packed, bias, act, out);
+        return;
+    }
+    let mut buf = SCRATCH.with(|s| s.take());
+    if buf.len() < out.len() {
+        buf.resize(out.len(), 0.0);
+    }
+    let tmp = &mut buf[..out.len()];
+    pare_kernels::conv_packed(geom, x, packed, bias, Act::None, tmp);
+    out.iter_mut().zip(tmp.iter()).for_each(|(o, t)| *o += t);
+    bias_act(out, 0.0, act);
+    SCRATCH.with(|s| s.set(buf));
+}
+
+/// A constant right operand `W[k × n]` (scaled by alpha) with an optional bias per column.
+pub(crate) struct DenseWeights {
+    k: usize,
+    n: usize,
+    w: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl DenseWeights {
+    /// `b` is `[k, n]`, or `[n, k]` when `trans`.
+    pub(crate) fn new(k: usize, n: usize, b: &[f32], trans: bool, alpha: f32, bias: Option<Vec<f32>>) -> DenseWeights {
+        let mut w = vec![0f32; k * n];
+        for i in 0..k {
+            for j in 0..n {
+                w[i * n + j] = alpha * if trans { b[j * k + i] } else { b[i * n + j] };
+            }
+        }
+        DenseWeights { k, n, w, bias }
+    }
+}
+
+/// `out[m × n] = act(x[m × k] · W + bias)`.
+pub(crate) fn dense(m: usize, w: &DenseWeights, x: &[f32], act: Act, out: &mut [f32]) {
+    debug_assert_eq!(x.len(), m * w.k);
+    pare_kernels::sgemm(m, w.n, w.k, 1.0, x, w.k, false, &w.w, w.n, false, 0.0, out, w.n);
+    if w.bias.is_some() || !act.is_none() {
+        for r in out.chunks_mut(w.n) {
+            if let Some(b) = &w.bias {
+                r.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+            }
+            bias_act(r, 0.0, act);
+        }
+    }
+}
+
+/// Element-wise unary functions with native loops.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UnaryK {
+    Act(Act),
+    Tanh,
+    Erf,
+    Exp,
+    Gelu,
+    GeluTanh,
+    Neg,
+    Abs,
+    Sqrt,
+    Reciprocal,
+}
+
+impl UnaryK {
+    pub(crate) fn of(u: crate::ir::Unary) -> Option<UnaryK> {
+        use crate::ir::Unary as U;
+        Some(match u {
+            U::Relu => UnaryK::Act(Act::Relu),
+            U::Sigmoid => UnaryK::Act(Act::Sigmoid),
+            U::LeakyRelu(a) => UnaryK::Act(Act::LeakyRelu(a)),
+            U::HardSigmoid { alpha, beta } => UnaryK::Act(Act::HardSigmoid { alpha, beta }),
+            U::HardSwish => UnaryK::Act(Act::HardSwish),
+            U::Tanh => UnaryK::Tanh,
+            U::Erf => UnaryK::Erf,
+            U::Exp => UnaryK::Exp,
+            U::Gelu { tanh: false } => UnaryK::Gelu,
+            U::Gelu { tanh: true } => UnaryK::GeluTanh,
+            U::Neg => UnaryK::Neg,
+            U::Abs => UnaryK::Abs,
+            U::Sqrt => UnaryK::Sqrt,
+            U::Reciprocal => UnaryK::Reciprocal,
+            _ => return None,
+        })
+    }
+}
+
+fn par_map(o: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
+    if o.len() >= PAR_MIN {
+        o.par_chunks_mut(CHUNK).for_each(f);
+    } else {
+        f(o)
+    }
+}
+
+fn map_inplace(u: UnaryK, o: &mut [f32]) {
+    const R: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let k = (2.0f32 / std::f32::consts::PI).sqrt();
+    match u {
+        UnaryK::Act(a) => bias_act(o, 0.0, a),
+        UnaryK::Tanh => o.iter_mut().for_each(|v| *v = tanh_f32(*v)),
+        UnaryK::Erf => o.iter_mut().for_each(|v| *v = erf_f32(*v)),
+        UnaryK::Exp => o.iter_mut().for_each(|v| *v = exp_f32(*v)),
+        UnaryK::Gelu => o.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf_f32(*v * R))),
+        UnaryK::GeluTanh => {
+            o.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + tanh_f32(k * (*v + 0.044_715 * *v * *v * *v))))
+        }
+        UnaryK::Neg => o.iter_mut().for_each(|v| *v = -*v),
+        UnaryK::Abs => o.iter_mut().for_each(|v| *v = v.abs()),
+        UnaryK::Sqrt => o.iter_mut().for_each(|v| *v = v.sqrt()),
+        UnaryK::Reciprocal => o.iter_mut().for_each(|v| *v = 1.0 / *v),
+    }
+}
+
+pub(crate) fn unary_inplace(u: UnaryK, o: &mut [f32]) {
+    par_map(o, |c| map_inplace(u, c));
+}
+
+pub(crate) fn unary(u: UnaryK, x: &[f32], o: &mut [f32]) {
+    o.copy_from_slice(x);
+    unary_inplace(u, o);
+}
+
+fn silu_chunk(o: &mut [f32]) {
+    o.iter_mut().for_each(|v| *v /= 1.0 + exp_f32(-*v));
+}
+
+pub(crate) fn silu_inplace(o: &mut [f32]) {
+    par_map(o, silu_chunk);
+}
+
+pub(crate) fn silu(x: &[f32], o: &mut [f32]) {
+    o.copy_from_slice(x);
+    silu_inplace(o);
+}
+
+/// Binary element-wise ops with native loops.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BinK {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinK {
+    pub(crate) fn of(b: crate::ir::Binary) -> Option<BinK> {
+        use crate::ir::Binary as B;
+        Some(match b {
+            B::Add => BinK::Add,
+            B::Sub => BinK::Sub,
+            B::Mul => BinK::Mul,
+            B::Div => BinK::Div,
+            _ => return None,
+        })
+    }
+}
+
+const MAXR: usize = 6;
+
+/// Coalesced broadcast layout of two inputs against an output.
+#[derive(Clone, Debug)]
+pub(crate) struct Bcast {
+    nd: usize,
+    dims: [usize; MAXR],
+    sa: [usize; MAXR],
+    sb: [usize; MAXR],
+}
+
+impl Bcast {
+    /// `None` when the shapes do not broadcast or need more than six coalesced dims.
+    pub(crate) fn new(out: &[usize], a: &[usize], b: &[usize]) -> Option<Bcast> {
+        let r = out.len();
+        if a.len() > r || b.len() > r {
+            return None;
+        }
+        let strides = |s: &[usize]| -> Option<Vec<usize>> {
+            let off = r - s.len();
+            let mut st = vec![0usize; r];
+            let mut acc = 1;
+            for d in (0..s.len()).rev() {
+                if s[d] == out[off + d] && s[d] != 1 {
+                    st[off + d] = acc;
+                } else if s[d] != 1 {
+                    return None;
+                }
+                acc *= s[d];
+            }
+            Some(st)
+        };
+        let (ta, tb) = (strides(a)?, strides(b)?);
+        let mut dims: Vec<usize> = Vec::new();
+        let mut sa: Vec<usize> = Vec::new();
+        let mut sb: Vec<usize> = Vec::new();
+        for d in 0..r {
+            if out[d] == 1 {
+                continue;
+            }
+            if let (Some(ld), Some(la), Some(lb)) = (dims.last_mut(), sa.last_mut(), sb.last_mut())
+                && *la == ta[d] * out[d]
+                && *lb == tb[d] * out[d]
+            {
+                *ld *= out[d];
+                *la = ta[d];
+                *lb = tb[d];
+                continue;
+            }
+            dims.push(out[d]);
+            sa.push(ta[d]);
+            sb.push(tb[d]);
+        }
+        if dims.is_empty() {
+            dims.push(1);
+            sa.push(0);
+            sb.push(0);
+        }
+        if dims.len() > MAXR {
+            return None;
+        }
+        let mut bc = Bcast { nd: dims.len(), dims: [1; MAXR], sa: [0; MAXR], sb: [0; MAXR] };
+        bc.dims[..dims.len()].copy_from_slice(&dims);
+        bc.sa[..dims.len()].copy_from_slice(&sa);
+        bc.sb[..dims.len()].copy_from_slice(&sb);
+        Some(bc)
+    }
+}
+
+/// A binary operand: a slice, or the output buffer itself (in place).
+pub(crate) enum Src<'a> {
+    Slice(&'a [f32]),
+    Out,
+}
+
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    V(&'a [f32]),
+    S(f32),
+    Out,
+}
+
+#[inline(always)]
+fn row_op<F: Fn(f32, f32) -> f32>(f: &F, o: &mut [f32], a: Row, b: Row) {
+    let n = o.len();
+    match (a, b) {
+        (Row::V(a), Row::V(b)) => o.iter_mut().zip(&a[..n]).zip(&b[..n]).for_each(|((o, a), b)| *o = f(*a, *b)),
+        (Row::V(a), Row::S(b)) => o.iter_mut().zip(&a[..n]).for_each(|(o, a)| *o = f(*a, b)),
+        (Row::S(a), Row::V(b)) => o.iter_mut().zip(&b[..n]).for_each(|(o, b)| *o = f(a, *b)),
+        (Row::S(a), Row::S(b)) => o.fill(f(a, b)),
+        (Row::Out, Row::V(b)) => o.iter_mut().zip(&b[..n]).for_each(|(o, b)| *o = f(*o, *b)),
+        (Row::Out, Row::S(b)) => o.iter_mut().for_each(|o| *o = f(*o, b)),
+        (Row::V(a), Row::Out) => o.iter_mut().zip(&a[..n]).for_each(|(o, a)| *o = f(*a, *o)),
+        (Row::S(a), Row::Out) => o.iter_mut().for_each(|o| *o = f(a, *o)),
+        (Row::Out, Row::Out) => o.iter_mut().for_each(|o| *o = f(*o, *o)),
+    }
+}
+
+fn range_op<F: Fn(f32, f32) -> f32>(f: &F, bc: &Bcast, a: &Src, b: &Src, start: usize, o: &mut [f32]) {
+    let nd = bc.nd;
+    let inner = bc.dims[nd - 1];
+    let (ia, ib) = (bc.sa[nd - 1], bc.sb[nd - 1]);
+    let mut pos = start;
+    let mut done = 0;
+    while done < o.len() {
+        let (r, c) = (pos / inner, pos % inner);
+        let len = (inner - c).min(o.len() - done);
+        // Offsets of row r in each input.
+        let (mut oa, mut ob, mut rr) = (0usize, 0usize, r);
+        for d in (0..nd - 1).rev() {
+            let i = rr % bc.dims[d];
+            rr /= bc.dims[d];
+            oa += i * bc.sa[d];
+            ob += i * bc.sb[d];
+        }
+        fn pick<'a>(s: &Src<'a>, off: usize, st: usize, c: usize, len: usize) -> Row<'a> {
+            match s {
+                Src::Out => Row::Out,
+                Src::Slice(v) if st == 0 => Row::S(v[off]),
+                Src::Slice(v) => Row::V(&v[off + c..off + c + len]),
+            }
+        }
+        let (ra, rb) = (pick(a, oa, ia, c, len), pick(b, ob, ib, c, len));
+        row_op(f, &mut o[done..done + len], ra, rb);
+        done += len;
+        pos += len;
+    }
+}
+
+fn binary_with<F: Fn(f32, f32) -> f32 + Sync>(f: F, bc: &Bcast, a: Src, b: Src, o: &mut [f32]) {
+    if o.len() >= PAR_MIN {
+        o.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| range_op(&f, bc, &a, &b, i * CHUNK, c));
+    } else {
+        range_op(&f, bc, &a, &b, 0, o);
+    }
+}
+
+// SAFETY-free: Src holds shared slices only.
+unsafe impl Sync for Src<'_> {}
+
+pub(crate) fn binary(op: BinK, bc: &Bcast, a: Src, b: Src, o: &mut [f32]) {
+    match op {
+        BinK::Add => binary_with(|x, y| x + y, bc, a, b, o),
+        BinK::Sub => binary_with(|x, y| x - y, bc, a, b, o),
+        BinK::Mul => binary_with(|x, y| x * y, bc, a, b, o),
+        BinK::Div => binary_with(|x, y| x / y, bc, a, b, o),
+    }
+}
+
+fn softmax_row(r: &mut [f32]) {
+    let m = r.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let mut s = 0.0;
+    for v in r.iter_mut() {
+        *v = exp_f32(*v - m);
+        s += *v;
+    }
+    let inv = 1.0 / s;
+    r.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// Softmax over each row of `n` values, in place.
+pub(crate) fn softmax_rows(o: &mut [f32], n: usize) {
+    if o.len() >= PAR_MIN {
+        o.par_chunks_mut(n).for_each(softmax_row);
+    } else {
+        o.chunks_mut(n).for_each(softmax_row);
+    }
+}
+
+/// Layer normalisation over each row of `n` values, in place.
+pub(crate) fn layer_norm_rows(o: &mut [f32], n: usize, eps: f32, scale: &[f32], bias: Option<&[f32]>) {
+    let f = |r: &mut [f32]| {
+        let mean = r.iter().sum::<f32>() / n as f32;
+        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        match bias {
+            Some(b) => r.iter_mut().zip(scale).zip(b).for_each(|((v, s), b)| *v = (*v - mean) * inv * s + b),
+            None => r.iter_mut().zip(scale).for_each(|(v, s)| *v = (*v - mean) * inv * s),
+        }
+    };
+    if o.len() >= PAR_MIN {
+        o.par_chunks_mut(n).for_each(f);
+    } else {
+        o.chunks_mut(n).for_each(f);
+    }
+}
