@@ -1,8 +1,14 @@
-//! Kernel micro-benchmarks: `cargo run -p pare-kernels --release --example kbench`.
-//! Prints median time and GFLOP/s (2 FLOP per multiply-accumulate) over the
-//! global rayon pool.
+//! Kernel micro-benchmarks: `cargo run -p pare-kernels --release --example kbench [filter]`.
+//! Prints median time and GFLOP/s (2 FLOP per multiply-accumulate) on a rayon
+//! pool of `KBENCH_THREADS` threads (default 2). `KBENCH_MIN=1` reports the
+//! fastest run instead of the median. The `cmp` entries time the previous
+//! conv path (`conv_legacy`: im2col + the gemm crate, weights repacked per
+//! call) against the packed path (`PackedConv` + `conv_packed`), interleaved.
 
-use pare_kernels::{Act, ConvGeom, PoolGeom, conv, max_pool, sgemm};
+use pare_kernels::{
+    Act, ConvGeom, PackedB, PackedConv, PoolGeom, conv, conv_legacy, conv_packed, gemm_packed_b, max_pool,
+    sgemm,
+};
 use std::time::Instant;
 
 fn median_secs(iters: usize, mut f: impl FnMut()) -> f64 {
@@ -63,8 +69,109 @@ fn bench_conv(name: &str, g: &ConvGeom, iters: usize) {
     report(name, g.macs() as f64, t);
 }
 
+/// Median (or minimum with `KBENCH_MIN`) of each of several closures, timed
+/// in interleaved rounds so that machine noise hits them alike.
+fn interleaved(rounds: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    for f in fs.iter_mut() {
+        for _ in 0..3 {
+            f();
+        }
+    }
+    let mut t = vec![Vec::with_capacity(rounds); fs.len()];
+    for _ in 0..rounds {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let s = Instant::now();
+            f();
+            t[i].push(s.elapsed().as_secs_f64());
+        }
+    }
+    t.into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            if std::env::var_os("KBENCH_MIN").is_some() { v[0] } else { v[v.len() / 2] }
+        })
+        .collect()
+}
+
+fn compare_conv(name: &str, g: &ConvGeom, rounds: usize) {
+    let name = format!("cmp {name}");
+    if !selected(&name) {
+        return;
+    }
+    let x = vec_of(g.in_len());
+    let w = vec_of(g.weight_len());
+    let b = vec_of(g.c_out);
+    let packed = PackedConv::new(g, &w);
+    let (mut o1, mut o2) = (vec![0.0; g.out_len()], vec![0.0; g.out_len()]);
+    let t = interleaved(
+        rounds,
+        &mut [&mut || conv_legacy(g, &x, &w, Some(&b), Act::Relu, &mut o1), &mut || {
+            conv_packed(g, &x, &packed, Some(&b), Act::Relu, &mut o2)
+        }],
+    );
+    let gf = |t: f64| 2.0 * g.macs() as f64 / t / 1e9;
+    println!(
+        "{name:<40} old {:>8.1} us {:>6.1} GFLOP/s | new {:>8.1} us {:>6.1} GFLOP/s | x{:.2}",
+        t[0] * 1e6,
+        gf(t[0]),
+        t[1] * 1e6,
+        gf(t[1]),
+        t[0] / t[1]
+    );
+}
+
+fn compare_dense(m: usize, k: usize, n: usize, rounds: usize) {
+    let name = format!("cmp dense m={m} k={k} n={n}");
+    if !selected(&name) {
+        return;
+    }
+    let x = vec_of(m * k);
+    let w = vec_of(k * n);
+    let bias = vec_of(n);
+    let pb = PackedB::new(k, n, &w);
+    let (mut y1, mut y2) = (vec![0.0; m * n], vec![0.0; m * n]);
+    let t = interleaved(
+        rounds,
+        &mut [
+            &mut || {
+                sgemm(m, n, k, 1.0, &x, k, false, &w, n, false, 0.0, &mut y1, n);
+                for r in y1.chunks_mut(n) {
+                    r.iter_mut().zip(&bias).for_each(|(o, b)| *o = (*o + b).max(0.0));
+                }
+            },
+            &mut || gemm_packed_b(m, &x, k, &pb, Some(&bias), Act::Relu, &mut y2, n),
+        ],
+    );
+    let gf = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+    println!(
+        "{name:<40} old {:>8.1} us {:>6.1} GFLOP/s | new {:>8.1} us {:>6.1} GFLOP/s | x{:.2}",
+        t[0] * 1e6,
+        gf(t[0]),
+        t[1] * 1e6,
+        gf(t[1]),
+        t[0] / t[1]
+    );
+}
+
 fn main() {
-    println!("rayon threads: {}", rayon::current_num_threads());
+    let threads = std::env::var("KBENCH_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(run);
+}
+
+fn run() {
+    println!("rayon threads: {}, isa {:?}", rayon::current_num_threads(), pare_kernels::isa());
+    compare_conv("conv 3x3 64->64 56x56 b1", &geom(1, 64, 64, 1, 56, 3, 1, 1), 40);
+    compare_conv("conv 1x1 256->64 56x56 b1", &geom(1, 256, 64, 1, 56, 1, 1, 0), 40);
+    compare_conv("conv 1x1 96->576 14x14 b1", &geom(1, 96, 576, 1, 14, 1, 1, 0), 60);
+    compare_conv("conv 3x3 512->512 7x7 b1", &geom(1, 512, 512, 1, 7, 3, 1, 1), 30);
+    compare_conv("conv 1x1 144->24 56x56 b1", &geom(1, 144, 24, 1, 56, 1, 1, 0), 40);
+    compare_conv("conv 3x3 s2 3->32 224x224 b1", &geom(1, 3, 32, 1, 224, 3, 2, 1), 40);
+    compare_conv("conv 3x3 s2 128->128 56x56 b1", &geom(1, 128, 128, 1, 56, 3, 2, 1), 30);
+    compare_conv("conv 3x3 64->64 56x56 b4", &geom(4, 64, 64, 1, 56, 3, 1, 1), 20);
+    compare_dense(1, 2048, 1000, 100);
+    compare_dense(32, 2048, 1000, 30);
+
     let n = 1024;
     if selected("sgemm 1024^3") {
         let a = vec_of(n * n);

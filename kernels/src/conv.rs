@@ -3,9 +3,12 @@
 
 use crate::act::{Act, bias_act};
 use crate::gemm::gemm_strided;
-use crate::im2col::{Geom3, im2col_tile};
+use crate::im2col::{Geom3, im2col_tile, valid_range};
+use crate::isa::{Isa, isa};
+use crate::pgemm::{BSrc, Epi, MR, NR, PackedA, Plan, gemm_block, pack_b, pack_b_pays, run_tasks};
 use crate::{SendPtr, threads_for, to3, with_scratch};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 /// N-d convolution geometry (ONNX Conv semantics, NCHW / NC(D)HW layout).
 /// Spatial rank 1, 2 or 3; all spatial vectors have that rank.
@@ -105,18 +108,50 @@ impl ConvGeom {
     }
 }
 
+/// Weights of a packed layer, in the form its kernel reads.
+#[derive(Clone, Debug)]
+enum Weights {
+    /// Depthwise kernel: ONNX layout `[c_out, 1, k...]`.
+    Depthwise(Vec<f32>),
+    /// GEMM: one packed `[c_out/groups × c_in/groups·prod(k)]` matrix per group.
+    Gemm(Vec<PackedA>),
+}
+
+/// Borrowed form of [`Weights`].
+#[derive(Clone, Copy)]
+enum WeightsRef<'a> {
+    Depthwise(&'a [f32]),
+    Gemm(&'a [PackedA]),
+}
+
+/// Whether a conv with `cig` input channels per group and spatial rank
+/// `rank` runs on the depthwise kernel.
+fn uses_depthwise(cig: usize, rank: usize) -> bool {
+    cig == 1 && rank <= 2
+}
+
+/// Packs the weights of every group (`[c_out, c_in/groups, k...]`).
+fn pack_groups(geom: &ConvGeom, weight: &[f32]) -> Vec<PackedA> {
+    let cog = geom.c_out / geom.groups;
+    let kk = (geom.c_in / geom.groups) * geom.kernel.iter().product::<usize>();
+    (0..geom.groups).map(|g| PackedA::new(cog, kk, &weight[g * cog * kk..(g + 1) * cog * kk])).collect()
+}
+
 /// Pre-packed weights for repeated inference, built once per model load.
 ///
-/// Holds a copy of the weights (`[c_out, c_in/groups, k...]`) together with
-/// the static part of the geometry it was built for; batch and input spatial
-/// size may differ at run time.
+/// Holds the weights packed for the GEMM microkernels (one [`PackedA`] of
+/// `[c_out/groups × c_in/groups·prod(kernel)]` per group), or in ONNX layout
+/// for depthwise convolutions, together with the static part of the geometry
+/// it was built for; batch and input spatial size may differ at run time.
 #[derive(Clone, Debug)]
 pub struct PackedConv {
     c_in: usize,
     c_out: usize,
     groups: usize,
     kernel: Vec<usize>,
-    weight: Vec<f32>,
+    weights: Weights,
+    /// ONNX-layout copy, rebuilt on demand by [`PackedConv::weight`].
+    onnx: OnceLock<Vec<f32>>,
 }
 
 impl PackedConv {
@@ -125,18 +160,38 @@ impl PackedConv {
         geom_template.validate();
         let len = geom_template.weight_len();
         assert!(weight.len() >= len, "PackedConv: weight too short");
+        let g = geom_template;
+        let weights = if uses_depthwise(g.c_in / g.groups, g.kernel.len()) {
+            Weights::Depthwise(weight[..len].to_vec())
+        } else {
+            Weights::Gemm(pack_groups(g, weight))
+        };
         PackedConv {
-            c_in: geom_template.c_in,
-            c_out: geom_template.c_out,
-            groups: geom_template.groups,
-            kernel: geom_template.kernel.clone(),
-            weight: weight[..len].to_vec(),
+            c_in: g.c_in,
+            c_out: g.c_out,
+            groups: g.groups,
+            kernel: g.kernel.clone(),
+            weights,
+            onnx: OnceLock::new(),
         }
     }
 
-    /// The packed weights in ONNX layout.
+    /// The weights in ONNX layout (`[c_out, c_in/groups, k...]`); for packed
+    /// GEMM weights this unpacks them on first use.
     pub fn weight(&self) -> &[f32] {
-        &self.weight
+        match &self.weights {
+            Weights::Depthwise(w) => w,
+            Weights::Gemm(packs) => {
+                self.onnx.get_or_init(|| packs.iter().flat_map(PackedA::unpack).collect())
+            }
+        }
+    }
+
+    fn as_ref(&self) -> WeightsRef<'_> {
+        match &self.weights {
+            Weights::Depthwise(w) => WeightsRef::Depthwise(w),
+            Weights::Gemm(p) => WeightsRef::Gemm(p),
+        }
     }
 }
 
@@ -151,6 +206,24 @@ pub fn conv_packed(
     act: Act,
     out: &mut [f32],
 ) {
+    conv_packed_fused(geom, x, packed, bias, false, act, out)
+}
+
+/// `out = act(conv(x, w) + bias (+ out))` with pre-packed weights.
+///
+/// With `accumulate`, `out` must already hold a tensor of the output's shape
+/// (a residual) which is added before the activation:
+/// `out = act(conv(x) + bias + out_old)`; otherwise its contents are ignored.
+/// `geom` must agree with the packing template in channels, groups and kernel.
+pub fn conv_packed_fused(
+    geom: &ConvGeom,
+    x: &[f32],
+    packed: &PackedConv,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    out: &mut [f32],
+) {
     assert!(
         geom.c_in == packed.c_in
             && geom.c_out == packed.c_out
@@ -158,42 +231,411 @@ pub fn conv_packed(
             && geom.kernel == packed.kernel,
         "conv_packed: geometry does not match packed weights"
     );
-    conv(geom, x, &packed.weight, bias, act, out)
+    check_args(geom, x, bias, out);
+    conv_impl(geom, x, packed.as_ref(), bias, accumulate, act, out)
 }
 
 /// `out = act(conv(x, w) + bias)`.
 ///
 /// `x`: `[batch, c_in, spatial...]`, `weight`: `[c_out, c_in/groups, k...]`,
-/// `bias`: `[c_out]`, `out`: `[batch, c_out, out_spatial...]`.
+/// `bias`: `[c_out]`, `out`: `[batch, c_out, out_spatial...]`. Packs the
+/// weights on every call; use [`PackedConv`] for repeated inference.
 pub fn conv(geom: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>, act: Act, out: &mut [f32]) {
+    check_args(geom, x, bias, out);
+    assert!(weight.len() >= geom.weight_len(), "conv: weight too short");
+    if uses_depthwise(geom.c_in / geom.groups, geom.kernel.len()) {
+        conv_impl(geom, x, WeightsRef::Depthwise(weight), bias, false, act, out)
+    } else {
+        let packs = pack_groups(geom, weight);
+        conv_impl(geom, x, WeightsRef::Gemm(&packs), bias, false, act, out)
+    }
+}
+
+fn check_args(geom: &ConvGeom, x: &[f32], bias: Option<&[f32]>, out: &[f32]) {
     geom.validate();
     assert!(x.len() >= geom.in_len(), "conv: input too short");
-    assert!(weight.len() >= geom.weight_len(), "conv: weight too short");
     assert!(out.len() >= geom.out_len(), "conv: output too short");
     if let Some(b) = bias {
         assert!(b.len() >= geom.c_out, "conv: bias too short");
     }
+}
+
+fn conv_impl(
+    geom: &ConvGeom,
+    x: &[f32],
+    w: WeightsRef<'_>,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    out: &mut [f32],
+) {
     let g3 = geom.geom3();
-    if geom.out_len() == 0 {
+    let out_len = geom.out_len();
+    if out_len == 0 {
         return;
     }
+    let out = &mut out[..out_len];
     if g3.c == 0 {
-        // No input channels: output is act(bias).
+        // No input channels: output is act(bias (+ out)).
         let p = g3.out_plane();
-        for (i, o) in out[..geom.out_len()].chunks_mut(p).enumerate() {
-            o.fill(0.0);
+        for (i, o) in out.chunks_mut(p).enumerate() {
+            if !accumulate {
+                o.fill(0.0);
+            }
             bias_act(o, bias.map_or(0.0, |b| b[i % geom.c_out]), act);
         }
         return;
     }
-    if g3.c == 1 && geom.in_spatial.len() <= 2 {
-        crate::depthwise::depthwise(geom, &g3, x, weight, bias, act, out);
-        return;
+    match w {
+        WeightsRef::Depthwise(wt) => {
+            if !accumulate {
+                crate::depthwise::depthwise(geom, &g3, x, wt, bias, act, out);
+                return;
+            }
+            with_scratch(out_len, |tmp| {
+                crate::depthwise::depthwise(geom, &g3, x, wt, bias, Act::None, tmp);
+                let add = |(o, t): (&mut [f32], &[f32])| {
+                    o.iter_mut().zip(t).for_each(|(o, t)| *o += t);
+                    bias_act(o, 0.0, act);
+                };
+                const CH: usize = 1 << 14;
+                if threads_for(out_len as u64 * 16) > 1 {
+                    out.par_chunks_mut(CH).zip(tmp.par_chunks(CH)).for_each(add);
+                } else {
+                    out.chunks_mut(CH).zip(tmp.chunks(CH)).for_each(add);
+                }
+            })
+        }
+        WeightsRef::Gemm(packs) => conv_pgemm(geom, &g3, x, packs, bias, accumulate, act, out),
     }
-    conv_gemm(geom, &g3, x, weight, bias, act, out);
 }
 
-/// Largest im2col tile (floats) for the tiled path.
+/// im2col (or, for 1×1 stride-1 unpadded convs, the input itself) times the
+/// packed weights, one parallel loop over (image, group, column chunk, row
+/// group) tasks.
+#[allow(clippy::too_many_arguments)]
+fn conv_pgemm(
+    geom: &ConvGeom,
+    g3: &Geom3,
+    x: &[f32],
+    packs: &[PackedA],
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    out: &mut [f32],
+) {
+    let isa = isa();
+    let groups = geom.groups;
+    let cog = geom.c_out / groups;
+    let kk = g3.col_rows();
+    let p = g3.out_plane();
+    let in_plane = g3.in_plane();
+    let direct = g3.ksize() == 1 && g3.s == [1, 1, 1] && g3.pb == [0, 0, 0] && g3.outs == g3.ins;
+    let jobs = geom.batch * groups;
+    let threads = threads_for(geom.macs());
+    let panels = cog.div_ceil(MR);
+    let plan = Plan::new(jobs, p, panels, threads, kk);
+    let tpj = plan.tasks_per_job();
+    let outp = SendPtr(out.as_mut_ptr());
+    let task = |t: usize| {
+        let (job, rest) = (t / tpj, t % tpj);
+        let (ci, mg) = (rest / plan.m_groups, rest % plan.m_groups);
+        let (b, g) = (job / groups, job % groups);
+        let n0 = ci * plan.nc;
+        let nc = plan.nc.min(p - n0);
+        let q0 = mg * plan.qpg;
+        let q1 = (q0 + plan.qpg).min(panels);
+        let x0 = (b * geom.c_in + g * g3.c) * in_plane;
+        let xg = &x[x0..x0 + g3.c * in_plane];
+        let c = outp.get().wrapping_add((b * geom.c_out + g * cog) * p + n0);
+        let ep = Epi {
+            accumulate,
+            bias_row: bias.map_or(std::ptr::null(), |bb| bb[g * cog..].as_ptr()),
+            bias_col: std::ptr::null(),
+            act,
+        };
+        let a = packs[g].view();
+        if direct && !pack_b_pays(p, q1 - q0) {
+            let bsrc = BSrc::Rows { ptr: xg[n0..].as_ptr(), ldb: p };
+            // SAFETY: xg holds kk rows of p floats; the task owns output rows
+            // of this group, columns n0..n0 + nc.
+            unsafe { gemm_block(isa, a, q0, q1, bsrc, nc, c, p, ep) }
+            return;
+        }
+        with_scratch(kk * nc.next_multiple_of(NR), |buf| {
+            if direct {
+                // SAFETY: xg holds kk rows of p ≥ n0 + nc floats.
+                unsafe { pack_b(xg[n0..].as_ptr(), p, kk, nc, buf, true) }
+            } else {
+                im2col_panels(isa, g3, xg, n0, nc, buf);
+            }
+            // SAFETY: buf holds the packed block; the task owns its output.
+            unsafe {
+                gemm_block(isa, a, q0, q1, BSrc::Panels { ptr: buf.as_ptr(), compact: true }, nc, c, p, ep)
+            }
+        })
+    };
+    run_tasks(jobs * tpj, threads, task);
+}
+
+/// Writes columns `p0 .. p0 + np` of the im2col matrix of one group
+/// (`kk = c · prod(k)` rows, `x` = the group's input planes) into
+/// [`NR`]-column panels: element `(r, j)` at
+/// `dst[(j / NR) · kk · NR + r · w + j % NR]` where `w` is the panel's width
+/// (`NR` except for a narrower last panel, which is stored compactly).
+pub(crate) fn im2col_panels(isa: Isa, g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
+    let kk = g.col_rows();
+    assert!(dst.len() >= kk * np.next_multiple_of(NR) && x.len() >= g.c * g.in_plane());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa >= Isa::Avx512 && x86::fast_ok(g) {
+            // SAFETY: avx512f available; extents asserted above.
+            return unsafe { x86::im2col_panels_fast(g, x, p0, np, dst) };
+        }
+    }
+    let _ = isa;
+    im2col_panels_generic(g, x, p0, np, dst)
+}
+
+/// One output-row piece of a panel: (first column in the panel, length,
+/// od, oh, first ow).
+type Seg = (usize, usize, usize, usize, usize);
+
+/// Splits panel columns `p .. p + w` (flattened output positions) into
+/// output-row segments; returns their count.
+fn panel_segments(g: &Geom3, p: usize, w: usize, segs: &mut [Seg; NR]) -> usize {
+    let [_, oh_n, ow_n] = g.outs;
+    let (mut j, mut ns) = (0, 0);
+    while j < w {
+        let q = p + j;
+        let ow0 = q % ow_n;
+        let len = (ow_n - ow0).min(w - j);
+        segs[ns] = (j, len, q / (ow_n * oh_n), (q / ow_n) % oh_n, ow0);
+        ns += 1;
+        j += len;
+    }
+    ns
+}
+
+/// Portable im2col into panels (any stride, dilation, padding).
+fn im2col_panels_generic(g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
+    let kk = g.col_rows();
+    let [id_n, ih_n, iw_n] = g.ins;
+    let ow_n = g.outs[2];
+    let in_plane = g.in_plane();
+    let sw = g.s[2];
+    let mut segs = [(0, 0, 0, 0, 0); NR];
+    for jp in 0..np.div_ceil(NR) {
+        let j0 = jp * NR;
+        let w = NR.min(np - j0);
+        let ns = panel_segments(g, p0 + j0, w, &mut segs);
+        let panel = &mut dst[jp * kk * NR..jp * kk * NR + kk * w];
+        let mut r = 0;
+        for c in 0..g.c {
+            let xc = &x[c * in_plane..(c + 1) * in_plane];
+            for kd in 0..g.k[0] {
+                for kh in 0..g.k[1] {
+                    for kw in 0..g.k[2] {
+                        let (wlo, whi) = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+                        let row = &mut panel[r * w..(r + 1) * w];
+                        for &(j, len, od, oh, ow0) in &segs[..ns] {
+                            let out = &mut row[j..j + len];
+                            let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
+                            let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
+                            if id >= id_n || ih >= ih_n {
+                                out.fill(0.0);
+                                continue;
+                            }
+                            let ow1 = ow0 + len;
+                            let lo = wlo.clamp(ow0, ow1);
+                            let hi = whi.clamp(lo, ow1);
+                            out[..lo - ow0].fill(0.0);
+                            out[hi - ow0..].fill(0.0);
+                            if hi > lo {
+                                let src = &xc[(id * ih_n + ih) * iw_n..][..iw_n];
+                                let start = lo * sw + kw * g.d[2] - g.pb[2];
+                                let dv = &mut out[lo - ow0..hi - ow0];
+                                if sw == 1 {
+                                    dv.copy_from_slice(&src[start..start + dv.len()]);
+                                } else {
+                                    for (i, v) in dv.iter_mut().enumerate() {
+                                        *v = src[start + i * sw];
+                                    }
+                                }
+                            }
+                        }
+                        r += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{NR, Seg, panel_segments};
+    use crate::im2col::{Geom3, valid_range};
+    use std::arch::x86_64::*;
+
+    /// Most kernel offsets / panel segments the fast path handles.
+    const MAX_KS: usize = 64;
+    const MAX_SEGS: usize = 16;
+    /// Segments overlapping one 16-lane vector: a vector spans at most
+    /// 16 / 4 + 1 = 5 rows of at least 4 outputs.
+    const MAX_PIECES: usize = 6;
+
+    #[inline]
+    fn mask16(rem: usize) -> __mmask16 {
+        if rem >= 16 { 0xFFFF } else { ((1u32 << rem) - 1) as __mmask16 }
+    }
+
+    /// `SPREAD[b]` has bit `2i` set for every bit `i` of `b`.
+    const SPREAD: [u16; 256] = {
+        let mut t = [0u16; 256];
+        let mut b = 0;
+        while b < 256 {
+            let mut i = 0;
+            while i < 8 {
+                if b & (1 << i) != 0 {
+                    t[b] |= 1 << (2 * i);
+                }
+                i += 1;
+            }
+            b += 1;
+        }
+        t
+    };
+
+    /// The fast path needs a width stride of 1 or 2, rows of ≥ 4 outputs
+    /// (≤ 16 segments per panel) and a kernel of ≤ 64 offsets.
+    pub(super) fn fast_ok(g: &Geom3) -> bool {
+        g.s[2] <= 2 && g.outs[2] >= 4 && g.ksize() <= MAX_KS
+    }
+
+    /// im2col into panels with masked AVX-512 loads: per panel the
+    /// valid-lane masks of every kernel offset are computed once, then every
+    /// channel costs one or two masked loads per 16 columns (stride 2: two
+    /// loads and a permute).
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `fast_ok(g)`; `dst` and `x` as asserted
+    /// by `im2col_panels`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn im2col_panels_fast(g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
+        let ks = g.ksize();
+        let kk = g.col_rows();
+        let [id_n, ih_n, iw_n] = g.ins;
+        let ow_n = g.outs[2];
+        let sw = g.s[2];
+        let in_plane = g.in_plane();
+        let mut segs: [Seg; NR] = [(0, 0, 0, 0, 0); NR];
+        let mut shift = [0isize; MAX_SEGS];
+        let mut masks = [[0u64; MAX_SEGS]; MAX_KS];
+        let mut delta = [0isize; MAX_KS];
+        let mut wr = [(0usize, 0usize); MAX_KS];
+        let mut plan = [[([(0isize, 0u16); MAX_PIECES], 0u8); 3]; MAX_KS];
+        for (kw, r) in wr.iter_mut().enumerate().take(g.k[2]) {
+            *r = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+        }
+        let mut koff = 0;
+        for kd in 0..g.k[0] {
+            for kh in 0..g.k[1] {
+                for kw in 0..g.k[2] {
+                    delta[koff] = (((kd * g.d[0]) * ih_n + kh * g.d[1]) * iw_n + kw * g.d[2]) as isize;
+                    koff += 1;
+                }
+            }
+        }
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let xp = x.as_ptr();
+        for jp in 0..np.div_ceil(NR) {
+            let j0 = jp * NR;
+            let w = NR.min(np - j0);
+            let ns = panel_segments(g, p0 + j0, w, &mut segs);
+            debug_assert!(ns <= MAX_SEGS);
+            for (s, &(j, _, od, oh, ow0)) in segs[..ns].iter().enumerate() {
+                let id0 = (od * g.s[0]) as isize - g.pb[0] as isize;
+                let ih0 = (oh * g.s[1]) as isize - g.pb[1] as isize;
+                let iw0 = (ow0 * sw) as isize - g.pb[2] as isize;
+                shift[s] = (id0 * ih_n as isize + ih0) * iw_n as isize + iw0 - (sw * j) as isize;
+            }
+            let mut koff = 0;
+            for kd in 0..g.k[0] {
+                for kh in 0..g.k[1] {
+                    for &(wlo, whi) in &wr[..g.k[2]] {
+                        for (s, &(j, len, od, oh, ow0)) in segs[..ns].iter().enumerate() {
+                            let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
+                            let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
+                            let ow1 = ow0 + len;
+                            let lo = wlo.clamp(ow0, ow1);
+                            let hi = whi.clamp(lo, ow1);
+                            masks[koff][s] = if id >= id_n || ih >= ih_n || hi == lo {
+                                0
+                            } else {
+                                ((1u64 << (hi - lo)) - 1) << (j + lo - ow0)
+                            };
+                        }
+                        koff += 1;
+                    }
+                }
+            }
+            let nv = w.div_ceil(16);
+            // Per kernel offset and vector: the (source offset, lane mask)
+            // pieces with at least one valid lane.
+            for (k, pk) in plan.iter_mut().enumerate().take(ks) {
+                for (v, pieces) in pk.iter_mut().enumerate().take(nv) {
+                    pieces.1 = 0;
+                    for s in 0..ns {
+                        let m = (masks[k][s] >> (16 * v)) as u16;
+                        if m != 0 {
+                            pieces.0[pieces.1 as usize] = (shift[s] + delta[k] + (16 * sw * v) as isize, m);
+                            pieces.1 += 1;
+                        }
+                    }
+                }
+            }
+            let panel = dst[jp * kk * NR..].as_mut_ptr();
+            for c in 0..g.c {
+                let xc = xp.wrapping_add(c * in_plane);
+                for (k, pk) in plan[..ks].iter().enumerate() {
+                    // SAFETY: row (c·ks + k) of this panel lies in dst.
+                    let drow = unsafe { panel.add((c * ks + k) * w) };
+                    for (v, pieces) in pk[..nv].iter().enumerate() {
+                        let mut acc = _mm512_setzero_ps();
+                        for &(off, m) in &pieces.0[..pieces.1 as usize] {
+                            let src = xc.wrapping_offset(off);
+                            // SAFETY: the lanes set in the load masks address
+                            // valid input elements of channel c; masked lanes
+                            // are not accessed.
+                            unsafe {
+                                if sw == 1 {
+                                    let x = if m == 0xFFFF {
+                                        _mm512_loadu_ps(src)
+                                    } else {
+                                        _mm512_maskz_loadu_ps(m, src)
+                                    };
+                                    acc = _mm512_mask_mov_ps(acc, m, x);
+                                } else {
+                                    let lo = _mm512_maskz_loadu_ps(SPREAD[(m & 0xFF) as usize], src);
+                                    let hi = _mm512_maskz_loadu_ps(
+                                        SPREAD[(m >> 8) as usize],
+                                        src.wrapping_add(16),
+                                    );
+                                    acc = _mm512_mask_mov_ps(acc, m, _mm512_permutex2var_ps(lo, even, hi));
+                                }
+                            }
+                        }
+                        // SAFETY: the first w floats of the row are in dst.
+                        unsafe { _mm512_mask_storeu_ps(drow.add(16 * v), mask16(w - 16 * v), acc) };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Largest im2col tile (floats) for the legacy tiled path.
 const TILE_FLOATS: usize = 192 * 1024;
 
 fn conv_gemm(
@@ -299,4 +741,24 @@ fn conv_gemm(
     } else {
         (0..tasks).for_each(task);
     }
+}
+
+/// The previous implementation (im2col tiles + the `gemm` crate, weights
+/// repacked on every call), kept for benchmarks: `out = act(conv(x, w) + bias)`.
+#[doc(hidden)]
+pub fn conv_legacy(
+    geom: &ConvGeom,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    out: &mut [f32],
+) {
+    check_args(geom, x, bias, out);
+    assert!(weight.len() >= geom.weight_len(), "conv: weight too short");
+    let g3 = geom.geom3();
+    if geom.out_len() == 0 || g3.c == 0 || uses_depthwise(g3.c, geom.kernel.len()) {
+        return conv(geom, x, weight, bias, act, out);
+    }
+    conv_gemm(geom, &g3, x, weight, bias, act, out);
 }

@@ -20,17 +20,23 @@ mod depthwise;
 mod depthwise_avx512;
 mod gemm;
 mod im2col;
+mod isa;
+mod pgemm;
 mod pool;
 mod pool_backward;
+mod winograd;
 pub mod reference;
 
 pub use act::{Act, bias_act};
-pub use conv::{ConvGeom, PackedConv, conv, conv_packed};
+pub use conv::{ConvGeom, PackedConv, conv, conv_legacy, conv_packed, conv_packed_fused};
 pub use conv_backward::{conv_grad_bias, conv_grad_input, conv_grad_weight};
 pub use conv_transpose::{ConvTransposeGeom, conv_transpose};
 pub use gemm::{sgemm, sgemm_batched};
+pub use isa::{Isa, detected_isa, force_isa, isa};
+pub use pgemm::{PackedA, PackedB, gemm_packed_a, gemm_packed_a_ptr, gemm_packed_b};
 pub use pool::{PoolGeom, avg_pool, global_avg_pool, max_pool};
 pub use pool_backward::{avg_pool_grad, max_pool_grad};
+pub use winograd::{WinoTile, WinogradConv};
 pub use reference::{
     avg_pool_grad_ref, avg_pool_ref, conv_grad_input_ref, conv_grad_weight_ref, conv_ref, conv_transpose_ref,
     global_avg_pool_ref, max_pool_grad_ref, max_pool_ref, sgemm_ref,
@@ -56,13 +62,13 @@ impl<T> SendPtr<T> {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+    isa::isa() >= Isa::Avx512
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    isa::isa() >= Isa::Avx2
 }
 
 /// Work (multiply-accumulates) below which kernels stay single-threaded.

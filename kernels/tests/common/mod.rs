@@ -28,3 +28,33 @@ pub fn in_pools(f: impl Fn() + Sync + Send) {
         pool.install(&f);
     }
 }
+
+static ISA_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Serialises tests that depend on the process-wide ISA cap.
+pub fn isa_lock() -> std::sync::MutexGuard<'static, ()> {
+    ISA_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `f` once per instruction set this CPU has (Scalar, Avx2, Avx512),
+/// with the process-wide cap forced to it, holding [`isa_lock`].
+pub fn for_each_isa(f: impl Fn(pare_kernels::Isa)) {
+    use pare_kernels::{Isa, detected_isa, force_isa, isa};
+    let _guard = isa_lock();
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            pare_kernels::force_isa(None);
+        }
+    }
+    let _reset = Reset;
+    for want in [Isa::Scalar, Isa::Avx2, Isa::Avx512] {
+        if want > detected_isa() {
+            eprintln!("skipping {want:?}: not supported by this CPU");
+            continue;
+        }
+        force_isa(Some(want));
+        assert_eq!(isa(), want, "force_isa did not take effect");
+        f(want);
+    }
+}
