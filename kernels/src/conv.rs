@@ -312,7 +312,10 @@ fn conv_impl(
 
 /// im2col (or, for 1×1 stride-1 unpadded convs, the input itself) times the
 /// packed weights, one parallel loop over (image, group, column chunk, row
-/// group) tasks.
+/// group) tasks. Each task writes its im2col columns (or, for 1×1 convs
+/// with enough row panels, a copy of its input columns) into [`NR`]-column
+/// panels in a thread-local buffer that stays in L2 while every row panel of
+/// the weights runs over it.
 #[allow(clippy::too_many_arguments)]
 fn conv_pgemm(
     geom: &ConvGeom,
@@ -355,7 +358,7 @@ fn conv_pgemm(
             act,
         };
         let a = packs[g].view();
-        if direct && !pack_b_pays(p, q1 - q0) {
+        if direct && !pack_b_pays(q1 - q0) {
             let bsrc = BSrc::Rows { ptr: xg[n0..].as_ptr(), ldb: p };
             // SAFETY: xg holds kk rows of p floats; the task owns output rows
             // of this group, columns n0..n0 + nc.
@@ -367,34 +370,73 @@ fn conv_pgemm(
                 // SAFETY: xg holds kk rows of p ≥ n0 + nc floats.
                 unsafe { pack_b(xg[n0..].as_ptr(), p, kk, nc, buf, true) }
             } else {
-                im2col_panels(isa, g3, xg, n0, nc, buf);
+                let mut filler = PanelFill::new(isa, g3, xg);
+                for (j, panel) in buf.chunks_mut(kk * NR).take(nc.div_ceil(NR)).enumerate() {
+                    let w = NR.min(nc - j * NR);
+                    filler.fill(n0 + j * NR, w, 0, g3.c, &mut panel[..kk * w]);
+                }
             }
+            let bsrc = BSrc::Panels { ptr: buf.as_ptr(), compact: true };
             // SAFETY: buf holds the packed block; the task owns its output.
-            unsafe {
-                gemm_block(isa, a, q0, q1, BSrc::Panels { ptr: buf.as_ptr(), compact: true }, nc, c, p, ep)
-            }
-        })
+            unsafe { gemm_block(isa, a, q0, q1, bsrc, nc, c, p, ep) }
+        });
     };
     run_tasks(jobs * tpj, threads, task);
 }
 
-/// Writes columns `p0 .. p0 + np` of the im2col matrix of one group
-/// (`kk = c · prod(k)` rows, `x` = the group's input planes) into
-/// [`NR`]-column panels: element `(r, j)` at
-/// `dst[(j / NR) · kk · NR + r · w + j % NR]` where `w` is the panel's width
-/// (`NR` except for a narrower last panel, which is stored compactly).
-pub(crate) fn im2col_panels(isa: Isa, g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
-    let kk = g.col_rows();
-    assert!(dst.len() >= kk * np.next_multiple_of(NR) && x.len() >= g.c * g.in_plane());
+/// Writes im2col rows of one group for one panel: output positions
+/// `p .. p + w` (`w ≤ 48`) and input channels `c0 .. c1`, row-major with row
+/// stride `w` (row `(c - c0) · ks + kernel offset`). Caches the fast path's
+/// tables of the last panel.
+struct PanelFill<'a> {
+    g: &'a Geom3,
+    x: &'a [f32],
+    /// Whether the AVX-512 path applies to this geometry.
+    fast: bool,
+    /// Panel (start, width) the table was built for, and whether it is usable.
+    built: Option<(usize, usize, bool)>,
     #[cfg(target_arch = "x86_64")]
-    {
-        if isa >= Isa::Avx512 && x86::fast_ok(g) {
-            // SAFETY: avx512f available; extents asserted above.
-            return unsafe { x86::im2col_panels_fast(g, x, p0, np, dst) };
+    table: x86::Table,
+}
+
+impl<'a> PanelFill<'a> {
+    fn new(isa: Isa, g: &'a Geom3, x: &'a [f32]) -> PanelFill<'a> {
+        assert!(x.len() >= g.c * g.in_plane());
+        #[cfg(target_arch = "x86_64")]
+        let fast = isa >= Isa::Avx512 && x86::fast_ok(g);
+        #[cfg(not(target_arch = "x86_64"))]
+        let fast = {
+            let _ = isa;
+            false
+        };
+        PanelFill {
+            g,
+            x,
+            fast,
+            built: None,
+            #[cfg(target_arch = "x86_64")]
+            table: x86::Table::default(),
         }
     }
-    let _ = isa;
-    im2col_panels_generic(g, x, p0, np, dst)
+
+    fn fill(&mut self, p: usize, w: usize, c0: usize, c1: usize, dst: &mut [f32]) {
+        let ks = self.g.ksize();
+        assert!(c1 <= self.g.c && dst.len() >= (c1 - c0) * ks * w);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.fast {
+                if self.built.is_none_or(|(bp, bw, _)| bp != p || bw != w) {
+                    let ok = self.table.build(self.g, p, w);
+                    self.built = Some((p, w, ok));
+                }
+                if let Some((_, _, true)) = self.built {
+                    // SAFETY: avx512f available (fast); extents asserted.
+                    return unsafe { self.table.fill(self.g, self.x, c0, c1, dst) };
+                }
+            }
+        }
+        im2col_panel_generic(self.g, self.x, p, w, c0, c1, dst)
+    }
 }
 
 /// One output-row piece of a panel: (first column in the panel, length,
@@ -417,55 +459,50 @@ fn panel_segments(g: &Geom3, p: usize, w: usize, segs: &mut [Seg; NR]) -> usize 
     ns
 }
 
-/// Portable im2col into panels (any stride, dilation, padding).
-fn im2col_panels_generic(g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
-    let kk = g.col_rows();
+/// Portable im2col of one panel (any stride, dilation, padding): see
+/// [`PanelFill`].
+fn im2col_panel_generic(g: &Geom3, x: &[f32], p: usize, w: usize, c0: usize, c1: usize, dst: &mut [f32]) {
     let [id_n, ih_n, iw_n] = g.ins;
     let ow_n = g.outs[2];
     let in_plane = g.in_plane();
     let sw = g.s[2];
     let mut segs = [(0, 0, 0, 0, 0); NR];
-    for jp in 0..np.div_ceil(NR) {
-        let j0 = jp * NR;
-        let w = NR.min(np - j0);
-        let ns = panel_segments(g, p0 + j0, w, &mut segs);
-        let panel = &mut dst[jp * kk * NR..jp * kk * NR + kk * w];
-        let mut r = 0;
-        for c in 0..g.c {
-            let xc = &x[c * in_plane..(c + 1) * in_plane];
-            for kd in 0..g.k[0] {
-                for kh in 0..g.k[1] {
-                    for kw in 0..g.k[2] {
-                        let (wlo, whi) = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
-                        let row = &mut panel[r * w..(r + 1) * w];
-                        for &(j, len, od, oh, ow0) in &segs[..ns] {
-                            let out = &mut row[j..j + len];
-                            let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
-                            let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
-                            if id >= id_n || ih >= ih_n {
-                                out.fill(0.0);
-                                continue;
-                            }
-                            let ow1 = ow0 + len;
-                            let lo = wlo.clamp(ow0, ow1);
-                            let hi = whi.clamp(lo, ow1);
-                            out[..lo - ow0].fill(0.0);
-                            out[hi - ow0..].fill(0.0);
-                            if hi > lo {
-                                let src = &xc[(id * ih_n + ih) * iw_n..][..iw_n];
-                                let start = lo * sw + kw * g.d[2] - g.pb[2];
-                                let dv = &mut out[lo - ow0..hi - ow0];
-                                if sw == 1 {
-                                    dv.copy_from_slice(&src[start..start + dv.len()]);
-                                } else {
-                                    for (i, v) in dv.iter_mut().enumerate() {
-                                        *v = src[start + i * sw];
-                                    }
+    let ns = panel_segments(g, p, w, &mut segs);
+    let mut r = 0;
+    for c in c0..c1 {
+        let xc = &x[c * in_plane..(c + 1) * in_plane];
+        for kd in 0..g.k[0] {
+            for kh in 0..g.k[1] {
+                for kw in 0..g.k[2] {
+                    let (wlo, whi) = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+                    let row = &mut dst[r * w..(r + 1) * w];
+                    for &(j, len, od, oh, ow0) in &segs[..ns] {
+                        let out = &mut row[j..j + len];
+                        let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
+                        let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
+                        if id >= id_n || ih >= ih_n {
+                            out.fill(0.0);
+                            continue;
+                        }
+                        let ow1 = ow0 + len;
+                        let lo = wlo.clamp(ow0, ow1);
+                        let hi = whi.clamp(lo, ow1);
+                        out[..lo - ow0].fill(0.0);
+                        out[hi - ow0..].fill(0.0);
+                        if hi > lo {
+                            let src = &xc[(id * ih_n + ih) * iw_n..][..iw_n];
+                            let start = lo * sw + kw * g.d[2] - g.pb[2];
+                            let dv = &mut out[lo - ow0..hi - ow0];
+                            if sw == 1 {
+                                dv.copy_from_slice(&src[start..start + dv.len()]);
+                            } else {
+                                for (i, v) in dv.iter_mut().enumerate() {
+                                    *v = src[start + i * sw];
                                 }
                             }
                         }
-                        r += 1;
                     }
+                    r += 1;
                 }
             }
         }
@@ -481,14 +518,6 @@ mod x86 {
     /// Most kernel offsets / panel segments the fast path handles.
     const MAX_KS: usize = 64;
     const MAX_SEGS: usize = 16;
-    /// Segments overlapping one 16-lane vector: a vector spans at most
-    /// 16 / 4 + 1 = 5 rows of at least 4 outputs.
-    const MAX_PIECES: usize = 6;
-
-    #[inline]
-    fn mask16(rem: usize) -> __mmask16 {
-        if rem >= 16 { 0xFFFF } else { ((1u32 << rem) - 1) as __mmask16 }
-    }
 
     /// `SPREAD[b]` has bit `2i` set for every bit `i` of `b`.
     const SPREAD: [u16; 256] = {
@@ -507,53 +536,46 @@ mod x86 {
         t
     };
 
+    #[inline]
+    fn mask16(rem: usize) -> __mmask16 {
+        if rem >= 16 { 0xFFFF } else { ((1u32 << rem) - 1) as __mmask16 }
+    }
+
     /// The fast path needs a width stride of 1 or 2, rows of ≥ 4 outputs
-    /// (≤ 16 segments per panel) and a kernel of ≤ 64 offsets.
+    /// and a kernel of ≤ 64 offsets.
     pub(super) fn fast_ok(g: &Geom3) -> bool {
         g.s[2] <= 2 && g.outs[2] >= 4 && g.ksize() <= MAX_KS
     }
 
-    /// im2col into panels with masked AVX-512 loads: per panel the
-    /// valid-lane masks of every kernel offset are computed once, then every
-    /// channel costs one or two masked loads per 16 columns (stride 2: two
-    /// loads and a permute).
-    ///
-    /// # Safety
-    /// AVX-512F must be available; `fast_ok(g)`; `dst` and `x` as asserted
-    /// by `im2col_panels`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn im2col_panels_fast(g: &Geom3, x: &[f32], p0: usize, np: usize, dst: &mut [f32]) {
-        let ks = g.ksize();
-        let kk = g.col_rows();
-        let [id_n, ih_n, iw_n] = g.ins;
-        let ow_n = g.outs[2];
-        let sw = g.s[2];
-        let in_plane = g.in_plane();
-        let mut segs: [Seg; NR] = [(0, 0, 0, 0, 0); NR];
-        let mut shift = [0isize; MAX_SEGS];
-        let mut masks = [[0u64; MAX_SEGS]; MAX_KS];
-        let mut delta = [0isize; MAX_KS];
-        let mut wr = [(0usize, 0usize); MAX_KS];
-        let mut plan = [[([(0isize, 0u16); MAX_PIECES], 0u8); 3]; MAX_KS];
-        for (kw, r) in wr.iter_mut().enumerate().take(g.k[2]) {
-            *r = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+    /// Loads of one panel: for each kernel offset and 16-lane vector, at
+    /// most two masked loads (source offset relative to the channel plane,
+    /// lane mask; a zero mask loads nothing).
+    pub(super) struct Table {
+        w: usize,
+        off: [[[isize; 2]; 3]; MAX_KS],
+        mask: [[[u16; 2]; 3]; MAX_KS],
+    }
+
+    impl Default for Table {
+        fn default() -> Table {
+            Table { w: 0, off: [[[0; 2]; 3]; MAX_KS], mask: [[[0; 2]; 3]; MAX_KS] }
         }
-        let mut koff = 0;
-        for kd in 0..g.k[0] {
-            for kh in 0..g.k[1] {
-                for kw in 0..g.k[2] {
-                    delta[koff] = (((kd * g.d[0]) * ih_n + kh * g.d[1]) * iw_n + kw * g.d[2]) as isize;
-                    koff += 1;
-                }
+    }
+
+    impl Table {
+        /// Builds the loads of panel `p .. p + w`; false when some vector
+        /// needs more than two loads (rows narrower than the vectors).
+        pub(super) fn build(&mut self, g: &Geom3, p: usize, w: usize) -> bool {
+            let [id_n, ih_n, iw_n] = g.ins;
+            let ow_n = g.outs[2];
+            let sw = g.s[2];
+            let mut segs: [Seg; NR] = [(0, 0, 0, 0, 0); NR];
+            let ns = panel_segments(g, p, w, &mut segs);
+            if ns > MAX_SEGS {
+                return false;
             }
-        }
-        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let xp = x.as_ptr();
-        for jp in 0..np.div_ceil(NR) {
-            let j0 = jp * NR;
-            let w = NR.min(np - j0);
-            let ns = panel_segments(g, p0 + j0, w, &mut segs);
-            debug_assert!(ns <= MAX_SEGS);
+            self.w = w;
+            let mut shift = [0isize; MAX_SEGS];
             for (s, &(j, _, od, oh, ow0)) in segs[..ns].iter().enumerate() {
                 let id0 = (od * g.s[0]) as isize - g.pb[0] as isize;
                 let ih0 = (oh * g.s[1]) as isize - g.pb[1] as isize;
@@ -563,72 +585,91 @@ mod x86 {
             let mut koff = 0;
             for kd in 0..g.k[0] {
                 for kh in 0..g.k[1] {
-                    for &(wlo, whi) in &wr[..g.k[2]] {
+                    for kw in 0..g.k[2] {
+                        let (wlo, whi) = valid_range(ow_n, iw_n, sw, kw, g.d[2], g.pb[2]);
+                        let delta = (((kd * g.d[0]) * ih_n + kh * g.d[1]) * iw_n + kw * g.d[2]) as isize;
+                        let mut count = [0usize; 3];
+                        self.mask[koff] = [[0; 2]; 3];
+                        self.off[koff] = [[0; 2]; 3];
                         for (s, &(j, len, od, oh, ow0)) in segs[..ns].iter().enumerate() {
                             let id = (od * g.s[0] + kd * g.d[0]).wrapping_sub(g.pb[0]);
                             let ih = (oh * g.s[1] + kh * g.d[1]).wrapping_sub(g.pb[1]);
                             let ow1 = ow0 + len;
                             let lo = wlo.clamp(ow0, ow1);
                             let hi = whi.clamp(lo, ow1);
-                            masks[koff][s] = if id >= id_n || ih >= ih_n || hi == lo {
-                                0
-                            } else {
-                                ((1u64 << (hi - lo)) - 1) << (j + lo - ow0)
-                            };
+                            if id >= id_n || ih >= ih_n || hi == lo {
+                                continue;
+                            }
+                            let bits = ((1u64 << (hi - lo)) - 1) << (j + lo - ow0);
+                            for (v, cv) in count.iter_mut().enumerate() {
+                                let m = (bits >> (16 * v)) as u16;
+                                if m == 0 {
+                                    continue;
+                                }
+                                if *cv == 2 {
+                                    return false;
+                                }
+                                self.off[koff][v][*cv] = shift[s] + delta + (16 * sw * v) as isize;
+                                self.mask[koff][v][*cv] = m;
+                                *cv += 1;
+                            }
                         }
                         koff += 1;
                     }
                 }
             }
+            true
+        }
+
+        /// Writes the rows of channels `c0 .. c1` (see `PanelFill`).
+        ///
+        /// # Safety
+        /// AVX-512F must be available; the table was built for `g`;
+        /// `x` holds the group's planes and `dst` `(c1 - c0) · ks · w` floats.
+        #[target_feature(enable = "avx512f")]
+        pub(super) unsafe fn fill(&self, g: &Geom3, x: &[f32], c0: usize, c1: usize, dst: &mut [f32]) {
+            let ks = g.ksize();
+            let w = self.w;
             let nv = w.div_ceil(16);
-            // Per kernel offset and vector: the (source offset, lane mask)
-            // pieces with at least one valid lane.
-            for (k, pk) in plan.iter_mut().enumerate().take(ks) {
-                for (v, pieces) in pk.iter_mut().enumerate().take(nv) {
-                    pieces.1 = 0;
-                    for s in 0..ns {
-                        let m = (masks[k][s] >> (16 * v)) as u16;
-                        if m != 0 {
-                            pieces.0[pieces.1 as usize] = (shift[s] + delta[k] + (16 * sw * v) as isize, m);
-                            pieces.1 += 1;
-                        }
-                    }
-                }
-            }
-            let panel = dst[jp * kk * NR..].as_mut_ptr();
-            for c in 0..g.c {
-                let xc = xp.wrapping_add(c * in_plane);
-                for (k, pk) in plan[..ks].iter().enumerate() {
-                    // SAFETY: row (c·ks + k) of this panel lies in dst.
-                    let drow = unsafe { panel.add((c * ks + k) * w) };
-                    for (v, pieces) in pk[..nv].iter().enumerate() {
-                        let mut acc = _mm512_setzero_ps();
-                        for &(off, m) in &pieces.0[..pieces.1 as usize] {
-                            let src = xc.wrapping_offset(off);
-                            // SAFETY: the lanes set in the load masks address
-                            // valid input elements of channel c; masked lanes
-                            // are not accessed.
-                            unsafe {
-                                if sw == 1 {
-                                    let x = if m == 0xFFFF {
-                                        _mm512_loadu_ps(src)
-                                    } else {
-                                        _mm512_maskz_loadu_ps(m, src)
-                                    };
-                                    acc = _mm512_mask_mov_ps(acc, m, x);
-                                } else {
-                                    let lo = _mm512_maskz_loadu_ps(SPREAD[(m & 0xFF) as usize], src);
-                                    let hi = _mm512_maskz_loadu_ps(
-                                        SPREAD[(m >> 8) as usize],
-                                        src.wrapping_add(16),
-                                    );
-                                    acc = _mm512_mask_mov_ps(acc, m, _mm512_permutex2var_ps(lo, even, hi));
+            let in_plane = g.in_plane();
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let mut drow = dst.as_mut_ptr();
+            for c in c0..c1 {
+                let xc = x.as_ptr().wrapping_add(c * in_plane);
+                for (offs, masks) in self.off[..ks].iter().zip(&self.mask[..ks]) {
+                    for v in 0..nv {
+                        let ([o0, o1], [m0, m1]) = (offs[v], masks[v]);
+                        // SAFETY: the lanes set in the masks address valid
+                        // input elements of channel c (a zero mask accesses
+                        // nothing); the row has w floats in dst.
+                        unsafe {
+                            let val = if g.s[2] == 1 {
+                                let t = _mm512_maskz_loadu_ps(m0, xc.wrapping_offset(o0));
+                                _mm512_mask_loadu_ps(t, m1, xc.wrapping_offset(o1))
+                            } else {
+                                let mut acc = _mm512_setzero_ps();
+                                for (o, m) in [(o0, m0), (o1, m1)] {
+                                    if m != 0 {
+                                        let src = xc.wrapping_offset(o);
+                                        let lo = _mm512_maskz_loadu_ps(SPREAD[(m & 0xFF) as usize], src);
+                                        let hi = _mm512_maskz_loadu_ps(
+                                            SPREAD[(m >> 8) as usize],
+                                            src.wrapping_add(16),
+                                        );
+                                        acc =
+                                            _mm512_mask_mov_ps(acc, m, _mm512_permutex2var_ps(lo, even, hi));
+                                    }
                                 }
+                                acc
+                            };
+                            if w == NR {
+                                _mm512_storeu_ps(drow.add(16 * v), val);
+                            } else {
+                                _mm512_mask_storeu_ps(drow.add(16 * v), mask16(w - 16 * v), val);
                             }
                         }
-                        // SAFETY: the first w floats of the row are in dst.
-                        unsafe { _mm512_mask_storeu_ps(drow.add(16 * v), mask16(w - 16 * v), acc) };
                     }
+                    drow = drow.wrapping_add(w);
                 }
             }
         }

@@ -24,8 +24,8 @@ mod isa;
 mod pgemm;
 mod pool;
 mod pool_backward;
-mod winograd;
 pub mod reference;
+mod winograd;
 
 pub use act::{Act, bias_act};
 pub use conv::{ConvGeom, PackedConv, conv, conv_legacy, conv_packed, conv_packed_fused};
@@ -36,11 +36,11 @@ pub use isa::{Isa, detected_isa, force_isa, isa};
 pub use pgemm::{PackedA, PackedB, gemm_packed_a, gemm_packed_a_ptr, gemm_packed_b};
 pub use pool::{PoolGeom, avg_pool, global_avg_pool, max_pool};
 pub use pool_backward::{avg_pool_grad, max_pool_grad};
-pub use winograd::{WinoTile, WinogradConv};
 pub use reference::{
     avg_pool_grad_ref, avg_pool_ref, conv_grad_input_ref, conv_grad_weight_ref, conv_ref, conv_transpose_ref,
     global_avg_pool_ref, max_pool_grad_ref, max_pool_ref, sgemm_ref,
 };
+pub use winograd::{WinoTile, WinogradConv};
 
 /// Raw pointer that may be shared between rayon tasks writing disjoint parts.
 #[derive(Clone, Copy)]

@@ -362,7 +362,7 @@ pub(crate) unsafe fn pack_b(
     let panels = nc.div_ceil(NR);
     let tail = nc - (panels - 1) * NR;
     let tw = if compact { tail } else { NR };
-    assert!(dst.len() >= k * panels * NR);
+    assert!(dst.len() >= (panels - 1) * k * NR + k * tw);
     #[cfg(target_arch = "x86_64")]
     {
         if crate::has_avx512() {
@@ -460,9 +460,11 @@ pub(crate) fn run_tasks(tasks: usize, threads: usize, f: impl Fn(usize) + Sync +
 
 /// Whether to copy an in-place `B` block into panels before multiplying.
 #[inline]
-pub(crate) fn pack_b_pays(ldb: usize, panels: usize) -> bool {
-    // Reused by several row panels and far-apart rows (TLB / cache sets).
-    panels >= 4 && ldb >= std::env::var("PB_LDB").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+pub(crate) fn pack_b_pays(panels: usize) -> bool {
+    // Measured: packing pays once the block is reused by four row panels
+    // (rows of an in-place B are far apart: TLB misses, no prefetch across
+    // pages).
+    panels >= 4
 }
 
 /// Raw-pointer form of [`gemm_packed_a`].
@@ -492,7 +494,7 @@ pub unsafe fn gemm_packed_a_ptr(
     let av = a.view();
     let panels = av.panels();
     let plan = Plan::new(1, n, panels, threads, k);
-    let pack = k > 0 && pack_b_pays(ldb, plan.qpg);
+    let pack = k > 0 && pack_b_pays(plan.qpg);
     let ep = Epi {
         accumulate,
         bias_row: bias.map_or(std::ptr::null(), |b| b.as_ptr()),

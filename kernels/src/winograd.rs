@@ -124,9 +124,9 @@ impl WinogradConv {
                         t[i][k] = (0..3).map(|r| gm[i][r] * g[r * 3 + k] as f64).sum();
                     }
                 }
-                for i in 0..a {
-                    for j in 0..a {
-                        let val = (0..3).map(|k| t[i][k] * gm[j][k]).sum::<f64>() as f32;
+                for (i, ti) in t.iter().enumerate().take(a) {
+                    for (j, gj) in gm.iter().enumerate().take(a) {
+                        let val = (0..3).map(|k| ti[k] * gj[k]).sum::<f64>() as f32;
                         let e = i * a + j;
                         let idx = if avx512 {
                             (((co / MR) * e_n + e) * c_in + ci) * MR + co % MR
@@ -657,10 +657,10 @@ fn input_portable<K: Kind>(p: &Plan, x: &[f32], g0: usize, g1: usize, c0: usize,
                 }
             }
             let vt = input_tile::<K, f32>(&d);
-            for i in 0..a {
-                for j in 0..a {
+            for (i, row) in vt.iter().enumerate().take(a) {
+                for (j, &val) in row.iter().enumerate().take(a) {
                     // SAFETY: element (i·a+j, ci, t) of this block's V.
-                    unsafe { *v.add(((i * a + j) * p.c_in + ci) * p.tld + t) = vt[i][j] };
+                    unsafe { *v.add(((i * a + j) * p.c_in + ci) * p.tld + t) = val };
                 }
             }
         }
@@ -858,7 +858,11 @@ mod avx {
                     for (j, vv) in vr.iter().enumerate().take(a) {
                         // SAFETY: row (i·a+j, ci) of V, columns toff..toff+sn ≤ tld.
                         unsafe {
-                            _mm512_mask_storeu_ps(v.add(((i * a + j) * p.c_in + ci) * p.tld + seg.toff), sm, vv.0)
+                            _mm512_mask_storeu_ps(
+                                v.add(((i * a + j) * p.c_in + ci) * p.tld + seg.toff),
+                                sm,
+                                vv.0,
+                            )
                         };
                     }
                 }
@@ -876,7 +880,9 @@ mod avx {
         match act {
             Act::None | Act::Sigmoid => v,
             Act::Relu => _mm512_max_ps(zero, v),
-            Act::Clip { min, max } => _mm512_min_ps(_mm512_set1_ps(max), _mm512_max_ps(_mm512_set1_ps(min), v)),
+            Act::Clip { min, max } => {
+                _mm512_min_ps(_mm512_set1_ps(max), _mm512_max_ps(_mm512_set1_ps(min), v))
+            }
             Act::LeakyRelu(al) => {
                 let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, zero);
                 _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(al))
@@ -918,8 +924,7 @@ mod avx {
         for seg in segs(p, g0, g1) {
             let lm = lanes(0, seg.n as isize);
             let ncols = (s * seg.n).min(p.ow - s * seg.tx);
-            let om: [u16; 4] =
-                std::array::from_fn(|r| lanes(0, ncols as isize - 16 * r as isize));
+            let om: [u16; 4] = std::array::from_fn(|r| lanes(0, ncols as isize - 16 * r as isize));
             for co in co0..co1 {
                 // SAFETY: column toff of row co-cb of the chunk; loads masked to
                 // the segment's tiles.
@@ -979,7 +984,14 @@ mod avx {
     /// `c[MR × 16·NV] = a[k][MR]ᵀ · b[k × 16·NV]` (row strides `ldb`, `ldc`).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn ukern<const NV: usize>(k: usize, a: *const f32, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+    unsafe fn ukern<const NV: usize>(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let (mut ap, mut bp) = (a, b);
         for _ in 0..k {
@@ -1010,7 +1022,15 @@ mod avx {
     /// AVX-512F available; `v` holds a block's V with `tp ≤ tld` columns
     /// initialised; `m` holds an M chunk.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemm_chunk(p: &Plan, u: &[f32], v: *const f32, pc: usize, pe: usize, tp: usize, m: *mut f32) {
+    pub(super) unsafe fn gemm_chunk(
+        p: &Plan,
+        u: &[f32],
+        v: *const f32,
+        pc: usize,
+        pe: usize,
+        tp: usize,
+        m: *mut f32,
+    ) {
         for e in 0..p.e_n {
             for pn in pc..pe {
                 let ap = u[((pn * p.e_n + e) * p.c_in) * MR..].as_ptr();

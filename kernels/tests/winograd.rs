@@ -47,7 +47,9 @@ fn check(tile: WinoTile, g: &ConvGeom, act: Act, with_bias: bool, accumulate: bo
     let scale = pre.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
     let want: Vec<f32> = pre.iter().map(|&v| act.apply(v)).collect();
     let mut worst = 0.0f32;
-    for wc in [WinogradConv::new(tile, g.c_in, g.c_out, &w), WinogradConv::new_portable(tile, g.c_in, g.c_out, &w)] {
+    for wc in
+        [WinogradConv::new(tile, g.c_in, g.c_out, &w), WinogradConv::new_portable(tile, g.c_in, g.c_out, &w)]
+    {
         let mut out = if accumulate { res.clone() } else { vec![f32::NAN; g.out_len()] };
         wc.run(g, &x, bias, accumulate, act, &mut out);
         for (i, (o, e)) in out.iter().zip(&want).enumerate() {

@@ -4,56 +4,79 @@
 
 use super::plan::ConvAlgo;
 use crate::ops::elementwise::math::{erf_f32, exp_f32, tanh_f32};
-use pare_kernels::{Act, ConvGeom, PackedConv, bias_act};
+use pare_kernels::{Act, ConvGeom, PackedB, PackedConv, WinoTile, WinogradConv, bias_act};
 use rayon::prelude::*;
 
 /// Element-wise work below this many elements stays on the calling thread.
 const PAR_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 
-/// Weights of one conv layer, packed for one algorithm.
-pub(crate) enum ConvWeights {
-    Gemm { packed: PackedConv, c_in: usize, c_out: usize, groups: usize, kernel: Vec<usize> },
+/// Weights of one conv layer, packed once for one algorithm.
+pub(crate) struct ConvWeights {
+    c_in: usize,
+    c_out: usize,
+    groups: usize,
+    kernel: Vec<usize>,
+    packed: Packed,
+}
+
+enum Packed {
+    /// im2col / direct GEMM (or depthwise) weights.
+    Gemm(PackedConv),
+    /// Winograd-transformed 3×3 weights.
+    Winograd(WinogradConv),
 }
 
 impl ConvWeights {
-    pub(crate) fn new(geom: &ConvGeom, w: &[f32], _algo: ConvAlgo) -> ConvWeights {
-        ConvWeights::Gemm {
-            packed: PackedConv::new(geom, w),
+    /// Packs `w` (`[c_out, c_in/groups, k...]`) for `algo`; an algorithm that does not apply
+    /// to `geom` falls back to GEMM.
+    pub(crate) fn new(geom: &ConvGeom, w: &[f32], algo: ConvAlgo) -> ConvWeights {
+        let packed = match algo {
+            ConvAlgo::WinogradF2 if winograd_applies(geom) => {
+                Packed::Winograd(WinogradConv::new(WinoTile::F2, geom.c_in, geom.c_out, w))
+            }
+            ConvAlgo::WinogradF4 if winograd_applies(geom) => {
+                Packed::Winograd(WinogradConv::new(WinoTile::F4, geom.c_in, geom.c_out, w))
+            }
+            _ => Packed::Gemm(PackedConv::new(geom, w)),
+        };
+        ConvWeights {
             c_in: geom.c_in,
             c_out: geom.c_out,
             groups: geom.groups,
             kernel: geom.kernel.clone(),
+            packed,
         }
     }
 
-    /// Whether these packed weights fit a conv of this geometry (channels, groups, kernel).
+    /// Whether these packed weights fit a conv of this geometry (channels, groups, kernel,
+    /// and for Winograd weights stride and dilation).
     pub(crate) fn matches(&self, geom: &ConvGeom) -> bool {
-        match self {
-            ConvWeights::Gemm { c_in, c_out, groups, kernel, .. } => {
-                *c_in == geom.c_in && *c_out == geom.c_out && *groups == geom.groups && *kernel == geom.kernel
-            }
-        }
+        self.c_in == geom.c_in
+            && self.c_out == geom.c_out
+            && self.groups == geom.groups
+            && self.kernel == geom.kernel
+            && (matches!(self.packed, Packed::Gemm(_)) || winograd_applies(geom))
     }
 }
 
-/// Whether a Winograd kernel can run this conv.
-pub(crate) fn winograd_applies(_g: &ConvGeom) -> bool {
-    false
+/// Whether a Winograd kernel can run this conv (2-D 3×3, stride 1, dilation 1, one group).
+pub(crate) fn winograd_applies(g: &ConvGeom) -> bool {
+    WinogradConv::applies(g)
 }
 
 /// The algorithm a conv gets without a measurement.
+///
+/// Winograd F(4×4) for 3×3 stride-1 convs with enough channels and spatial extent that the
+/// transforms amortise (measured with `cargo run --release -p pare-kernels --example
+/// wino_bench`); GEMM otherwise.
 pub(crate) fn heuristic_algo(g: &ConvGeom) -> ConvAlgo {
     let spatial: usize = g.in_spatial.iter().product();
-    if winograd_applies(g) && g.c_in >= 16 && g.c_out >= 16 && spatial >= 64 {
+    if winograd_applies(g) && g.c_in >= 32 && g.c_out >= 32 && spatial >= 14 * 14 {
         ConvAlgo::WinogradF4
     } else {
         ConvAlgo::Gemm
     }
-}
-
-std::thread_local! {
-    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// `out = act(conv(x) + bias (+ out when accumulate))`.
@@ -66,55 +89,44 @@ pub(crate) fn conv(
     act: Act,
     out: &mut [f32],
 ) {
-    let ConvWeights::Gemm { packed, .. } = w;
-    if !accumulate {
-        pare_kernels::conv_packed(geom, x, packed, bias, act, out);
-        return;
+    match &w.packed {
+        Packed::Gemm(p) => pare_kernels::conv_packed_fused(geom, x, p, bias, accumulate, act, out),
+        Packed::Winograd(wc) => wc.run(geom, x, bias, accumulate, act, out),
     }
-    let mut buf = SCRATCH.with(|s| s.take());
-    if buf.len() < out.len() {
-        buf.resize(out.len(), 0.0);
-    }
-    let tmp = &mut buf[..out.len()];
-    pare_kernels::conv_packed(geom, x, packed, bias, Act::None, tmp);
-    out.iter_mut().zip(tmp.iter()).for_each(|(o, t)| *o += t);
-    bias_act(out, 0.0, act);
-    SCRATCH.with(|s| s.set(buf));
 }
 
-/// A constant right operand `W[k × n]` (scaled by alpha) with an optional bias per column.
+/// A constant right operand `W[k × n]` (scaled by alpha), packed into GEMM panels, with an
+/// optional bias per column.
 pub(crate) struct DenseWeights {
-    k: usize,
-    n: usize,
-    w: Vec<f32>,
+    w: PackedB,
     bias: Option<Vec<f32>>,
 }
 
 impl DenseWeights {
     /// `b` is `[k, n]`, or `[n, k]` when `trans`.
-    pub(crate) fn new(k: usize, n: usize, b: &[f32], trans: bool, alpha: f32, bias: Option<Vec<f32>>) -> DenseWeights {
+    pub(crate) fn new(
+        k: usize,
+        n: usize,
+        b: &[f32],
+        trans: bool,
+        alpha: f32,
+        bias: Option<Vec<f32>>,
+    ) -> DenseWeights {
         let mut w = vec![0f32; k * n];
         for i in 0..k {
             for j in 0..n {
                 w[i * n + j] = alpha * if trans { b[j * k + i] } else { b[i * n + j] };
             }
         }
-        DenseWeights { k, n, w, bias }
+        DenseWeights { w: PackedB::new(k, n, &w), bias }
     }
 }
 
 /// `out[m × n] = act(x[m × k] · W + bias)`.
 pub(crate) fn dense(m: usize, w: &DenseWeights, x: &[f32], act: Act, out: &mut [f32]) {
-    debug_assert_eq!(x.len(), m * w.k);
-    pare_kernels::sgemm(m, w.n, w.k, 1.0, x, w.k, false, &w.w, w.n, false, 0.0, out, w.n);
-    if w.bias.is_some() || !act.is_none() {
-        for r in out.chunks_mut(w.n) {
-            if let Some(b) = &w.bias {
-                r.iter_mut().zip(b).for_each(|(o, b)| *o += b);
-            }
-            bias_act(r, 0.0, act);
-        }
-    }
+    let (k, n) = (w.w.k(), w.w.n());
+    debug_assert_eq!(x.len(), m * k);
+    pare_kernels::gemm_packed_b(m, x, k, &w.w, w.bias.as_deref(), act, out, n);
 }
 
 /// Element-wise unary functions with native loops.
@@ -312,7 +324,9 @@ enum Row<'a> {
 fn row_op<F: Fn(f32, f32) -> f32>(f: &F, o: &mut [f32], a: Row, b: Row) {
     let n = o.len();
     match (a, b) {
-        (Row::V(a), Row::V(b)) => o.iter_mut().zip(&a[..n]).zip(&b[..n]).for_each(|((o, a), b)| *o = f(*a, *b)),
+        (Row::V(a), Row::V(b)) => {
+            o.iter_mut().zip(&a[..n]).zip(&b[..n]).for_each(|((o, a), b)| *o = f(*a, *b))
+        }
         (Row::V(a), Row::S(b)) => o.iter_mut().zip(&a[..n]).for_each(|(o, a)| *o = f(*a, b)),
         (Row::S(a), Row::V(b)) => o.iter_mut().zip(&b[..n]).for_each(|(o, b)| *o = f(a, *b)),
         (Row::S(a), Row::S(b)) => o.fill(f(a, b)),

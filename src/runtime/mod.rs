@@ -75,7 +75,11 @@ impl Runtime {
 
     /// Like [`Runtime::new`], with a conv algorithm chosen per node name (from a tuned plan);
     /// nodes not listed, or whose choice does not apply, get the heuristic.
-    pub fn with_choices(mut graph: Graph, opts: RunOptions, choices: HashMap<String, ConvAlgo>) -> Result<Runtime> {
+    pub fn with_choices(
+        mut graph: Graph,
+        opts: RunOptions,
+        choices: HashMap<String, ConvAlgo>,
+    ) -> Result<Runtime> {
         graph.verify().context("invalid graph")?;
         if opts.optimize {
             passes::optimize(&mut graph)?;
@@ -85,17 +89,23 @@ impl Runtime {
             .num_threads(threads)
             .build()
             .map_err(|e| anyhow!("cannot start {threads} threads: {e}"))?;
-        Ok(Runtime { graph, pool, choices, weights: Mutex::new(HashMap::new()), plans: Mutex::new(Vec::new()) })
+        Ok(Runtime {
+            graph,
+            pool,
+            choices,
+            weights: Mutex::new(HashMap::new()),
+            plans: Mutex::new(Vec::new()),
+        })
     }
 
     /// The plan for these input shapes, built and cached on first use.
     fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
         {
             let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
-            if let Some(p) = plans
-                .iter()
-                .find(|p| p.in_shapes.len() == inputs.len() && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape()))
-            {
+            if let Some(p) = plans.iter().find(|p| {
+                p.in_shapes.len() == inputs.len()
+                    && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape())
+            }) {
                 return Ok(p.clone());
             }
         }
@@ -257,7 +267,10 @@ impl Runtime {
             let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
             plans
                 .iter()
-                .find(|p| p.in_shapes.len() == inputs.len() && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape()))
+                .find(|p| {
+                    p.in_shapes.len() == inputs.len()
+                        && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape())
+                })
                 .cloned()
         };
         let plan = match plan {

@@ -219,7 +219,9 @@ impl Plan {
         let in_shapes = g
             .inputs()
             .iter()
-            .map(|&v| g.fact(v).concrete_shape().ok_or_else(|| anyhow!("input {} is not concrete", g.value(v).name)))
+            .map(|&v| {
+                g.fact(v).concrete_shape().ok_or_else(|| anyhow!("input {} is not concrete", g.value(v).name))
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut is_output = vec![false; g.value_count()];
         for o in g.outputs() {
@@ -331,31 +333,31 @@ fn place(g: &Graph, steps: &[Step], arena: &[bool]) -> (Vec<Option<Loc>>, usize,
         let mut sizes: Vec<usize> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut need = vec![0usize; nv];
-        for v in 0..nv {
-            if arena[v] {
-                let r = find(&mut parent, v);
-                let len = g.fact(ValueId(v)).numel().unwrap_or(0);
-                need[r] = need[r].max(len.next_multiple_of(16).max(16));
-            }
+        for (v, _) in arena.iter().enumerate().filter(|(_, a)| **a) {
+            let r = find(&mut parent, v);
+            let len = g.fact(ValueId(v)).numel().unwrap_or(0);
+            need[r] = need[r].max(len.next_multiple_of(16).max(16));
         }
-        let alloc = |r: usize, block_of: &mut Vec<Option<usize>>, sizes: &mut Vec<usize>, free: &mut Vec<usize>| {
-            if block_of[r].is_some() {
-                return;
-            }
-            let n = need[r];
-            let fit = free.iter().enumerate().filter(|(_, b)| sizes[**b] >= n).min_by_key(|(_, b)| sizes[**b]);
-            let blk = if let Some((i, _)) = fit {
-                free.swap_remove(i)
-            } else if let Some((i, _)) = free.iter().enumerate().max_by_key(|(_, b)| sizes[**b]) {
-                let b = free.swap_remove(i);
-                sizes[b] = n;
-                b
-            } else {
-                sizes.push(n);
-                sizes.len() - 1
+        let alloc =
+            |r: usize, block_of: &mut Vec<Option<usize>>, sizes: &mut Vec<usize>, free: &mut Vec<usize>| {
+                if block_of[r].is_some() {
+                    return;
+                }
+                let n = need[r];
+                let fit =
+                    free.iter().enumerate().filter(|(_, b)| sizes[**b] >= n).min_by_key(|(_, b)| sizes[**b]);
+                let blk = if let Some((i, _)) = fit {
+                    free.swap_remove(i)
+                } else if let Some((i, _)) = free.iter().enumerate().max_by_key(|(_, b)| sizes[**b]) {
+                    let b = free.swap_remove(i);
+                    sizes[b] = n;
+                    b
+                } else {
+                    sizes.push(n);
+                    sizes.len() - 1
+                };
+                block_of[r] = Some(blk);
             };
-            block_of[r] = Some(blk);
-        };
         for v in g.inputs() {
             if arena[v.0] {
                 let r = find(&mut parent, v.0);
@@ -400,10 +402,8 @@ fn place(g: &Graph, steps: &[Step], arena: &[bool]) -> (Vec<Option<Loc>>, usize,
                 Some(Loc::Const(k.clone()))
             } else if arena[v] {
                 let r = find(&mut parent, v);
-                match block_of[r] {
-                    Some(b) => Some(Loc::Arena { off: offs[b], len: f.numel().unwrap_or(0) }),
-                    None => None, // never written nor read
-                }
+                // None: never written nor read.
+                block_of[r].map(|b| Loc::Arena { off: offs[b], len: f.numel().unwrap_or(0) })
             } else {
                 n_slots += 1;
                 Some(Loc::Slot(n_slots - 1))
@@ -496,18 +496,32 @@ impl Plan {
                         out.copy_from_slice(cx.inp(*r));
                         k::conv(geom, w, x, bias.as_deref().map(|b| b.as_slice()), true, *act, out)
                     }
-                    None => k::conv(geom, w, x, bias.as_deref().map(|b| b.as_slice()), false, *act, cx.out(s.outs[0])),
+                    None => k::conv(
+                        geom,
+                        w,
+                        x,
+                        bias.as_deref().map(|b| b.as_slice()),
+                        false,
+                        *act,
+                        cx.out(s.outs[0]),
+                    ),
                 }
             }
             Kernel::Dense { m, w, act } => k::dense(*m, w, cx.inp(i0()?), *act, cx.out(s.outs[0])),
             Kernel::MaxPool(geom) => pare_kernels::max_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), None),
-            Kernel::AvgPool(geom, inc) => pare_kernels::avg_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), *inc),
+            Kernel::AvgPool(geom, inc) => {
+                pare_kernels::avg_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), *inc)
+            }
             Kernel::GlobalAvg { planes, spatial } => {
                 pare_kernels::global_avg_pool(*planes, *spatial, cx.inp(i0()?), cx.out(s.outs[0]))
             }
             Kernel::Unary(u) => {
                 let (x, o) = (i0()?, s.outs[0]);
-                if cx.same(x, o) { k::unary_inplace(*u, cx.out(o)) } else { k::unary(*u, cx.inp(x), cx.out(o)) }
+                if cx.same(x, o) {
+                    k::unary_inplace(*u, cx.out(o))
+                } else {
+                    k::unary(*u, cx.inp(x), cx.out(o))
+                }
             }
             Kernel::Silu => {
                 let (x, o) = (i0()?, s.outs[0]);
@@ -648,13 +662,17 @@ impl Builder<'_> {
         let generic = Kernel::Generic(node.op.clone());
         let kernel = match &node.op {
             Op::Conv(c) if f32_out && self.in_arena(ins[0]) && outs.len() == 1 => {
-                let (Some(w), true) = (konst(g, ins[1]), ins.get(2).copied().flatten().is_none_or(|b| konst(g, Some(b)).is_some()))
-                else {
+                let (Some(w), true) = (
+                    konst(g, ins[1]),
+                    ins.get(2).copied().flatten().is_none_or(|b| konst(g, Some(b)).is_some()),
+                ) else {
                     return Ok(Step { name, op: op_name, kernel: generic, ins, outs });
                 };
                 let geom = conv_geom(c, &self.shape(ins[0].unwrap()), w.shape())?;
                 let bias = match ins.get(2).copied().flatten() {
-                    Some(b) => Some(Arc::new(f32_const(g, Some(b)).ok_or_else(|| anyhow!("bias is not f32"))?)),
+                    Some(b) => {
+                        Some(Arc::new(f32_const(g, Some(b)).ok_or_else(|| anyhow!("bias is not f32"))?))
+                    }
                     None => None,
                 };
                 let mut act = ir_act(c.act);
@@ -715,8 +733,10 @@ impl Builder<'_> {
                 Kernel::Conv { geom, algo, w: wts, bias, act, residual }
             }
             Op::Gemm(m) if f32_out && self.in_arena(ins[0]) && !m.trans_a => {
-                let (Some(b), true) = (konst(g, ins[1]), ins.get(2).copied().flatten().is_none_or(|c| konst(g, Some(c)).is_some()))
-                else {
+                let (Some(b), true) = (
+                    konst(g, ins[1]),
+                    ins.get(2).copied().flatten().is_none_or(|c| konst(g, Some(c)).is_some()),
+                ) else {
                     return Ok(Step { name, op: op_name, kernel: generic, ins, outs });
                 };
                 let xs = self.shape(ins[0].unwrap());
@@ -824,7 +844,9 @@ impl Builder<'_> {
             },
             Op::Binary(bop) if f32_out && ins.len() == 2 => {
                 let (a, b) = (ins[0].unwrap(), ins[1].unwrap());
-                let ok = |v: ValueId| self.arena[v.0] || konst(g, Some(v)).is_some_and(|t| t.dtype() == DType::F32);
+                let ok = |v: ValueId| {
+                    self.arena[v.0] || konst(g, Some(v)).is_some_and(|t| t.dtype() == DType::F32)
+                };
                 match BinK::of(*bop) {
                     Some(op) if ok(a) && ok(b) => {
                         let sh = |v: ValueId| -> Vec<usize> {
@@ -852,8 +874,9 @@ impl Builder<'_> {
                 let xs = self.shape(ins[0].unwrap());
                 let r = xs.len() as i64;
                 let ax = if *axis < 0 { axis + r } else { *axis };
-                if ax == r - 1 || (*legacy && ax == r - 1) {
-                    Kernel::Softmax { n: xs.last().copied().unwrap_or(1).max(1) }
+                // Opset < 13 flattens to 2-D at the axis: rows of prod(dims[axis..]).
+                if ax == r - 1 || (*legacy && (0..r).contains(&ax)) {
+                    Kernel::Softmax { n: xs[ax as usize..].iter().product::<usize>().max(1) }
                 } else {
                     generic
                 }
@@ -864,9 +887,15 @@ impl Builder<'_> {
                 let ax = if l.axis < 0 { l.axis + r } else { l.axis };
                 let n = *xs.last().unwrap_or(&1);
                 let pok = |v: Option<ValueId>| {
-                    v.is_none_or(|v| konst(g, Some(v)).is_some_and(|t| t.len() == n && t.dtype() == DType::F32))
+                    v.is_none_or(|v| {
+                        konst(g, Some(v)).is_some_and(|t| t.len() == n && t.dtype() == DType::F32)
+                    })
                 };
-                if ax == r - 1 && ins.get(1).copied().flatten().is_some() && pok(ins[1]) && pok(ins.get(2).copied().flatten()) {
+                if ax == r - 1
+                    && ins.get(1).copied().flatten().is_some()
+                    && pok(ins[1])
+                    && pok(ins.get(2).copied().flatten())
+                {
                     Kernel::LayerNorm { n, eps: l.epsilon }
                 } else {
                     generic
