@@ -166,3 +166,102 @@ fn peak_activation_counts_values_alive_across_a_branch() {
     g.set_outputs(vec![c]);
     assert_eq!(model_stats(&g).unwrap().peak_activation_bytes, 2 * 64);
 }
+
+fn close(got: &Tensor, want: &Tensor, tol: f32, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, (a, b)) in f32s(got).iter().zip(f32s(want)).enumerate() {
+        assert!((a - b).abs() <= tol * b.abs().max(1.0), "{what}[{i}]: {a} vs {b}");
+    }
+}
+
+fn spread(shape: &[usize], lo: f32, hi: f32) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v = (0..n).map(|i| lo + (hi - lo) * ((i * 7919) % n) as f32 / n as f32).collect();
+    Tensor::from_vec(shape.to_vec(), v)
+}
+
+/// PyTorch's exported exact GELU, `((x / √2) → Erf → + 1) · x · 0.5`, in three operand
+/// orders; `erf_is_output` makes the intermediate an output, which must block the fusion.
+fn gelu_graph(variant: usize, erf_is_output: bool) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, known_shape(&[3, 700]));
+    let c = |g: &mut Graph, name: &str, v: f32| g.add_const(name, Tensor::scalar(v));
+    let d = if variant == 2 {
+        let r = c(&mut g, "r", std::f32::consts::FRAC_1_SQRT_2);
+        g.add_node("div", Op::Binary(Binary::Mul), vec![Some(r), Some(x)]).unwrap()[0]
+    } else {
+        let s = c(&mut g, "s", std::f32::consts::SQRT_2);
+        g.add_node("div", Op::Binary(Binary::Div), vec![Some(x), Some(s)]).unwrap()[0]
+    };
+    let e = g.add_node("erf", Op::Unary(Unary::Erf), vec![Some(d)]).unwrap()[0];
+    let one = c(&mut g, "one", 1.0);
+    let a = g.add_node("add", Op::Binary(Binary::Add), vec![Some(one), Some(e)]).unwrap()[0];
+    let half = c(&mut g, "half", 0.5);
+    let y = if variant == 1 {
+        let h = g.add_node("m1", Op::Binary(Binary::Mul), vec![Some(a), Some(half)]).unwrap()[0];
+        g.add_node("m2", Op::Binary(Binary::Mul), vec![Some(x), Some(h)]).unwrap()[0]
+    } else {
+        let m = g.add_node("m1", Op::Binary(Binary::Mul), vec![Some(x), Some(a)]).unwrap()[0];
+        g.add_node("m2", Op::Binary(Binary::Mul), vec![Some(m), Some(half)]).unwrap()[0]
+    };
+    g.set_outputs(if erf_is_output { vec![y, e] } else { vec![y] });
+    g.verify().unwrap();
+    g
+}
+
+#[test]
+fn exported_gelu_chain_runs_as_one_step() {
+    let x = spread(&[3, 700], -6.0, 6.0);
+    for variant in 0..3 {
+        let g = gelu_graph(variant, false);
+        let want = naive_eval(&g, std::slice::from_ref(&x)).unwrap();
+        let rt = Runtime::new(g, RunOptions { threads: 2, optimize: true }).unwrap();
+        let (got, steps) = rt.profile(vec![x.clone()]).unwrap();
+        close(&got[0], &want[0], 1e-6, &format!("gelu variant {variant}"));
+        let ops: Vec<&str> = steps.iter().map(|s| s.op.as_str()).collect();
+        assert_eq!(ops, ["Gelu"], "variant {variant}: five nodes become one step");
+        assert_eq!(steps[0].name, "div+erf+add+m1+m2");
+    }
+    // An intermediate that is also an output keeps the chain apart, and exact.
+    let g = gelu_graph(0, true);
+    let rt = Runtime::new(g.clone(), RunOptions { threads: 2, optimize: true }).unwrap();
+    let (got, steps) = rt.profile(vec![x.clone()]).unwrap();
+    assert!(steps.iter().all(|s| s.op != "Gelu"), "{steps:?}");
+    assert_eq!(got, naive_eval(&g, &[x]).unwrap());
+}
+
+/// The multiversioned element loops (AVX-512, AVX2, baseline) agree with the node-by-node
+/// evaluation on every instruction set this CPU has, forced one at a time.
+#[test]
+fn element_kernels_on_every_isa() {
+    use pare_kernels::{Isa, detected_isa, force_isa};
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, known_shape(&[4, 1000]));
+    let mut outs = Vec::new();
+    for (name, u) in [
+        ("exp", Unary::Exp),
+        ("erf", Unary::Erf),
+        ("tanh", Unary::Tanh),
+        ("gelu", Unary::Gelu { tanh: false }),
+    ] {
+        outs.push(g.add_node(name, Op::Unary(u), vec![Some(x)]).unwrap()[0]);
+    }
+    let s = g.add_node("sig", Op::Unary(Unary::Sigmoid), vec![Some(x)]).unwrap()[0];
+    outs.push(g.add_node("silu", Op::Binary(Binary::Mul), vec![Some(x), Some(s)]).unwrap()[0]);
+    let sm = Op::Softmax { axis: -1, log: false, legacy: false };
+    outs.push(g.add_node("softmax", sm, vec![Some(x)]).unwrap()[0]);
+    g.set_outputs(outs);
+    g.verify().unwrap();
+    let x = spread(&[4, 1000], -12.0, 12.0);
+    let want = naive_eval(&g, std::slice::from_ref(&x)).unwrap();
+    let rt = Runtime::new(g, RunOptions { threads: 2, optimize: true }).unwrap();
+    let isas = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    for isa in isas.into_iter().filter(|i| *i <= detected_isa()) {
+        force_isa(Some(isa));
+        let got = rt.run(vec![x.clone()]);
+        force_isa(None);
+        for (i, (got, want)) in got.unwrap().iter().zip(&want).enumerate() {
+            close(got, want, 2e-6, &format!("{isa:?} output {i}"));
+        }
+    }
+}

@@ -79,6 +79,12 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Time every plan step (fused steps as one) and print where the time goes.
+        #[arg(long)]
+        profile: bool,
+        /// With --profile: show the slowest N steps (0: all).
+        #[arg(long, default_value_t = 25)]
+        top: usize,
     },
     /// Apply pare's graph optimisations (BN folding, activation fusion, ...) and write ONNX.
     Optimize {
@@ -138,7 +144,19 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Run { model, inputs, seed, output_dir, batch, threads } => {
             run(&model, &inputs, seed, &output_dir, batch, threads)
         }
-        Cmd::Bench { model, batch, threads, warmup, iters, json } => {
+        Cmd::Bench { model, batch, threads, warmup, iters, json, profile: true, top } => {
+            let g = pare::onnx::load(&model)?;
+            let steps = profile::profile_steps(&g, &BenchOptions { batch, threads, warmup, iters, seed: 0 })
+                .with_context(|| format!("profiling {}", model.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+            } else {
+                println!("{}: per-step medians of {iters} runs", model.display());
+                print!("{}", profile::profile_table(&steps, top));
+            }
+            Ok(())
+        }
+        Cmd::Bench { model, batch, threads, warmup, iters, json, .. } => {
             let g = pare::onnx::load(&model)?;
             let r = profile::bench(&g, &BenchOptions { batch, threads, warmup, iters, seed: 0 })
                 .with_context(|| format!("benchmarking {}", model.display()))?;

@@ -135,3 +135,98 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchResult> {
         iters: opts.iters,
     })
 }
+
+/// Median time of one plan step over the profiled runs.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepTime {
+    /// Step name (fused steps: the nodes' names joined by `+`).
+    pub name: String,
+    /// Op type (fused steps: the ops joined by `+`).
+    pub op: String,
+    /// Median wall time in milliseconds.
+    pub median_ms: f64,
+}
+
+/// Per-step medians of `graph` on the pare runtime: `opts.warmup` untimed runs, then
+/// `opts.iters` profiled runs (each step timed on its own, so the sum is slightly above a
+/// plain run's latency). Steps are in plan order.
+pub fn profile_steps(graph: &Graph, opts: &BenchOptions) -> Result<Vec<StepTime>> {
+    if opts.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let g = concrete(graph, opts.batch)?;
+    let inputs = random_inputs(&g, opts.seed)?;
+    let rt = Runtime::new(g, RunOptions { threads: opts.threads, optimize: true })?;
+    for _ in 0..opts.warmup {
+        rt.run(inputs.clone())?;
+    }
+    let mut runs: Vec<Vec<crate::runtime::NodeTime>> = Vec::with_capacity(opts.iters);
+    for _ in 0..opts.iters {
+        runs.push(rt.profile(inputs.clone())?.1);
+    }
+    let steps = runs[0].len();
+    let mut out = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let mut t: Vec<f64> = runs.iter().map(|r| r[i].time.as_secs_f64() * 1e3).collect();
+        t.sort_by(|a, b| a.total_cmp(b));
+        out.push(StepTime {
+            name: runs[0][i].name.clone(),
+            op: runs[0][i].op.clone(),
+            median_ms: percentile(&t, 0.5),
+        });
+    }
+    Ok(out)
+}
+
+/// A profile as text: the steps sorted by time (at most `top`, 0 = all) with their share of
+/// the total, then the total per op type.
+pub fn profile_table(steps: &[StepTime], top: usize) -> String {
+    use std::fmt::Write;
+    let total: f64 = steps.iter().map(|s| s.median_ms).sum::<f64>().max(1e-12);
+    let mut s = String::new();
+    let mut order: Vec<&StepTime> = steps.iter().collect();
+    order.sort_by(|a, b| b.median_ms.total_cmp(&a.median_ms));
+    let shown = if top == 0 { order.len() } else { top.min(order.len()) };
+    let _ = writeln!(s, "{:<44} {:<22} {:>10} {:>7}", "step", "op", "ms", "share");
+    for st in &order[..shown] {
+        let name = if st.name.chars().count() > 44 {
+            format!("{}…", st.name.chars().take(43).collect::<String>())
+        } else {
+            st.name.clone()
+        };
+        let _ = writeln!(
+            s,
+            "{name:<44} {:<22} {:>10.4} {:>6.1}%",
+            st.op,
+            st.median_ms,
+            100.0 * st.median_ms / total
+        );
+    }
+    if shown < order.len() {
+        let rest: f64 = order[shown..].iter().map(|s| s.median_ms).sum();
+        let _ = writeln!(
+            s,
+            "{:<44} {:<22} {rest:>10.4} {:>6.1}%",
+            format!("({} more steps)", order.len() - shown),
+            "",
+            100.0 * rest / total
+        );
+    }
+    let mut by_op: Vec<(String, f64, usize)> = Vec::new();
+    for st in steps {
+        match by_op.iter_mut().find(|(o, _, _)| *o == st.op) {
+            Some(e) => {
+                e.1 += st.median_ms;
+                e.2 += 1;
+            }
+            None => by_op.push((st.op.clone(), st.median_ms, 1)),
+        }
+    }
+    by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let _ = writeln!(s, "\nby op                                  steps         ms   share");
+    for (op, t, n) in by_op {
+        let _ = writeln!(s, "{op:<38} {n:>5} {t:>10.4} {:>6.1}%", 100.0 * t / total);
+    }
+    let _ = writeln!(s, "total (sum of step medians)                  {total:>10.4} ms");
+    s
+}

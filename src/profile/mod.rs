@@ -4,7 +4,9 @@ mod alloc;
 mod bench;
 
 pub use alloc::{CountingAlloc, current_bytes, peak_bytes, reset_peak};
-pub use bench::{BenchOptions, BenchResult, bench, concrete, random_inputs};
+pub use bench::{
+    BenchOptions, BenchResult, StepTime, bench, concrete, profile_steps, profile_table, random_inputs,
+};
 
 use crate::ir::{Graph, fmt_shape};
 use crate::tensor::DType;

@@ -7,6 +7,38 @@ use crate::ops::elementwise::math::{erf_f32, exp_f32, tanh_f32};
 use pare_kernels::{Act, ConvGeom, PackedB, PackedConv, WinoTile, WinogradConv, bias_act};
 use rayon::prelude::*;
 
+/// Defines `fn name(args)` whose body is compiled three times (AVX-512, AVX2+FMA, baseline)
+/// and dispatched on [`pare_kernels::isa`], so that plain element loops get the widest vectors
+/// this CPU has (and `PARE_ISA` forces the narrower paths for testing).
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn v512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v256($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                match pare_kernels::isa() {
+                    // SAFETY: isa() reports only features this CPU has.
+                    pare_kernels::Isa::Avx512 => return unsafe { v512($($arg),*) },
+                    // SAFETY: as above.
+                    pare_kernels::Isa::Avx2 => return unsafe { v256($($arg),*) },
+                    pare_kernels::Isa::Scalar => {}
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
 /// Element-wise work below this many elements stays on the calling thread.
 const PAR_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
@@ -175,23 +207,61 @@ fn par_map(o: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
     }
 }
 
+multiversion! {
 fn map_inplace(u: UnaryK, o: &mut [f32]) {
+    // Plain loops, no closures: a closure is a function of its own, compiled without the
+    // target features of the multiversioned copy, and LLVM may keep calling it per element.
     const R: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let k = (2.0f32 / std::f32::consts::PI).sqrt();
     match u {
         UnaryK::Act(a) => bias_act(o, 0.0, a),
-        UnaryK::Tanh => o.iter_mut().for_each(|v| *v = tanh_f32(*v)),
-        UnaryK::Erf => o.iter_mut().for_each(|v| *v = erf_f32(*v)),
-        UnaryK::Exp => o.iter_mut().for_each(|v| *v = exp_f32(*v)),
-        UnaryK::Gelu => o.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + erf_f32(*v * R))),
-        UnaryK::GeluTanh => {
-            o.iter_mut().for_each(|v| *v = 0.5 * *v * (1.0 + tanh_f32(k * (*v + 0.044_715 * *v * *v * *v))))
+        UnaryK::Tanh => {
+            for v in o.iter_mut() {
+                *v = tanh_f32(*v);
+            }
         }
-        UnaryK::Neg => o.iter_mut().for_each(|v| *v = -*v),
-        UnaryK::Abs => o.iter_mut().for_each(|v| *v = v.abs()),
-        UnaryK::Sqrt => o.iter_mut().for_each(|v| *v = v.sqrt()),
-        UnaryK::Reciprocal => o.iter_mut().for_each(|v| *v = 1.0 / *v),
+        UnaryK::Erf => {
+            for v in o.iter_mut() {
+                *v = erf_f32(*v);
+            }
+        }
+        UnaryK::Exp => {
+            for v in o.iter_mut() {
+                *v = exp_f32(*v);
+            }
+        }
+        UnaryK::Gelu => {
+            for v in o.iter_mut() {
+                *v = 0.5 * *v * (1.0 + erf_f32(*v * R));
+            }
+        }
+        UnaryK::GeluTanh => {
+            for v in o.iter_mut() {
+                *v = 0.5 * *v * (1.0 + tanh_f32(k * (*v + 0.044_715 * *v * *v * *v)));
+            }
+        }
+        UnaryK::Neg => {
+            for v in o.iter_mut() {
+                *v = -*v;
+            }
+        }
+        UnaryK::Abs => {
+            for v in o.iter_mut() {
+                *v = v.abs();
+            }
+        }
+        UnaryK::Sqrt => {
+            for v in o.iter_mut() {
+                *v = v.sqrt();
+            }
+        }
+        UnaryK::Reciprocal => {
+            for v in o.iter_mut() {
+                *v = 1.0 / *v;
+            }
+        }
     }
+}
 }
 
 pub(crate) fn unary_inplace(u: UnaryK, o: &mut [f32]) {
@@ -203,8 +273,12 @@ pub(crate) fn unary(u: UnaryK, x: &[f32], o: &mut [f32]) {
     unary_inplace(u, o);
 }
 
+multiversion! {
 fn silu_chunk(o: &mut [f32]) {
-    o.iter_mut().for_each(|v| *v /= 1.0 + exp_f32(-*v));
+    for v in o.iter_mut() {
+        *v /= 1.0 + exp_f32(-*v);
+    }
+}
 }
 
 pub(crate) fn silu_inplace(o: &mut [f32]) {
@@ -389,15 +463,49 @@ pub(crate) fn binary(op: BinK, bc: &Bcast, a: Src, b: Src, o: &mut [f32]) {
     }
 }
 
+/// Sum with 16 independent lanes (vectorisable; the order differs from a serial sum).
+#[inline(always)]
+fn lane_sum(r: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut it = r.chunks_exact(16);
+    for c in &mut it {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += v);
+    }
+    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
+}
+
+multiversion! {
 fn softmax_row(r: &mut [f32]) {
-    let m = r.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    let mut s = 0.0;
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let mut it = r.chunks_exact(16);
+    for c in &mut it {
+        acc.iter_mut().zip(c).for_each(|(a, &v)| *a = if v > *a { v } else { *a });
+    }
+    let m = acc.iter().chain(it.remainder()).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     for v in r.iter_mut() {
         *v = exp_f32(*v - m);
-        s += *v;
     }
-    let inv = 1.0 / s;
+    let inv = 1.0 / lane_sum(r);
     r.iter_mut().for_each(|v| *v *= inv);
+}
+}
+
+multiversion! {
+fn layer_norm_row(r: &mut [f32], eps: f32, scale: &[f32], bias: Option<&[f32]>) {
+    let n = r.len() as f32;
+    let mean = lane_sum(r) / n;
+    let mut acc = [0f32; 16];
+    let mut it = r.chunks_exact(16);
+    for c in &mut it {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += (v - mean) * (v - mean));
+    }
+    let var = (acc.iter().sum::<f32>() + it.remainder().iter().map(|v| (v - mean) * (v - mean)).sum::<f32>()) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    match bias {
+        Some(b) => r.iter_mut().zip(scale).zip(b).for_each(|((v, s), b)| *v = (*v - mean) * inv * s + b),
+        None => r.iter_mut().zip(scale).for_each(|(v, s)| *v = (*v - mean) * inv * s),
+    }
+}
 }
 
 /// Softmax over each row of `n` values, in place.
@@ -411,15 +519,7 @@ pub(crate) fn softmax_rows(o: &mut [f32], n: usize) {
 
 /// Layer normalisation over each row of `n` values, in place.
 pub(crate) fn layer_norm_rows(o: &mut [f32], n: usize, eps: f32, scale: &[f32], bias: Option<&[f32]>) {
-    let f = |r: &mut [f32]| {
-        let mean = r.iter().sum::<f32>() / n as f32;
-        let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        match bias {
-            Some(b) => r.iter_mut().zip(scale).zip(b).for_each(|((v, s), b)| *v = (*v - mean) * inv * s + b),
-            None => r.iter_mut().zip(scale).for_each(|(v, s)| *v = (*v - mean) * inv * s),
-        }
-    };
+    let f = |r: &mut [f32]| layer_norm_row(r, eps, scale, bias);
     if o.len() >= PAR_MIN {
         o.par_chunks_mut(n).for_each(f);
     } else {

@@ -9,7 +9,7 @@
 //! which copies in and out of the arena.
 
 use super::kernels::{self as k, Bcast, BinK, DenseWeights, UnaryK};
-use crate::ir::{Act, Binary, Graph, NodeId, Op, Unary, ValueId};
+use crate::ir::{Act, Binary, Graph, Node, NodeId, Op, Unary, ValueId};
 use crate::ops::nn::{conv::conv_geom, pool::pool_geom};
 use crate::tensor::{DType, Tensor};
 use anyhow::{Context, Result, anyhow, bail};
@@ -203,6 +203,63 @@ impl Builder<'_> {
             [n] if !self.is_output[v.0] => Some(*n),
             _ => None,
         }
+    }
+    /// PyTorch's exact GELU as exported: `x / √2` (or `x · (1/√2)`) → Erf → `+ 1` → `· x`
+    /// → `· 0.5` (the last two multiplies in either order, operands either way round),
+    /// starting at node `n`, every intermediate read once. Returns `x`, the nodes after `n`
+    /// and the chain's output.
+    fn gelu_chain(&self, n: NodeId) -> Option<(ValueId, Vec<NodeId>, ValueId)> {
+        use std::f32::consts::{FRAC_1_SQRT_2, SQRT_2};
+        let g = self.g;
+        let node = g.node(n).ok()?;
+        let scalar = |v: Option<ValueId>| -> Option<f32> {
+            let t = konst(g, v)?;
+            if t.len() != 1 {
+                return None;
+            }
+            t.as_slice::<f32>().map(|s| s[0])
+        };
+        let near = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs();
+        let (x, ok) = match node.op {
+            Op::Binary(Binary::Div) => {
+                (node.inputs[0]?, scalar(node.inputs[1]).is_some_and(|c| near(c, SQRT_2)))
+            }
+            Op::Binary(Binary::Mul) => match scalar(node.inputs[1]) {
+                Some(c) => (node.inputs[0]?, near(c, FRAC_1_SQRT_2)),
+                None => (node.inputs[1]?, scalar(node.inputs[0]).is_some_and(|c| near(c, FRAC_1_SQRT_2))),
+            },
+            _ => return None,
+        };
+        if !ok || !self.arena[x.0] || node.outputs.len() != 1 {
+            return None;
+        }
+        let next = |v: ValueId| -> Option<(NodeId, &Node)> {
+            let m = self.sole_consumer(v)?;
+            Some((m, g.node(m).ok()?))
+        };
+        let other = |m: &Node, v: ValueId| {
+            if m.inputs[0] == Some(v) { m.inputs.get(1).copied().flatten() } else { m.inputs[0] }
+        };
+        let (en, e) = next(node.outputs[0])?;
+        if e.op != Op::Unary(Unary::Erf) {
+            return None;
+        }
+        let (an, a) = next(e.outputs[0])?;
+        if a.op != Op::Binary(Binary::Add) || scalar(other(a, e.outputs[0])) != Some(1.0) {
+            return None;
+        }
+        let (m1n, m1) = next(a.outputs[0])?;
+        let (m2n, m2) = next(m1.outputs[0])?;
+        if m1.op != Op::Binary(Binary::Mul) || m2.op != Op::Binary(Binary::Mul) {
+            return None;
+        }
+        let (o1, o2) = (other(m1, a.outputs[0]), other(m2, m1.outputs[0]));
+        let half = |v: Option<ValueId>| scalar(v) == Some(0.5);
+        let out = m2.outputs[0];
+        let ok = ((o1 == Some(x) && half(o2)) || (half(o1) && o2 == Some(x)))
+            && self.arena[out.0]
+            && self.shape(out) == self.shape(x);
+        ok.then(|| (x, vec![en, an, m1n, m2n], out))
     }
     fn in_arena(&self, v: Option<ValueId>) -> bool {
         v.is_some_and(|v| self.arena[v.0])
@@ -660,6 +717,19 @@ impl Builder<'_> {
         let mut outs = node.outputs.clone();
         let f32_out = outs.iter().all(|o| self.arena[o.0]);
         let generic = Kernel::Generic(node.op.clone());
+        if let Some((x, chain, out)) = self.gelu_chain(n) {
+            for m in &chain {
+                self.absorbed[m.0] = true;
+                name = format!("{name}+{}", g.node(*m)?.name);
+            }
+            return Ok(Step {
+                name,
+                op: "Gelu".into(),
+                kernel: Kernel::Unary(UnaryK::Gelu),
+                ins: vec![Some(x)],
+                outs: vec![out],
+            });
+        }
         let kernel = match &node.op {
             Op::Conv(c) if f32_out && self.in_arena(ins[0]) && outs.len() == 1 => {
                 let (Some(w), true) = (

@@ -22,7 +22,11 @@ pub fn exp_f32(x: f32) -> f32 {
     } else {
         x
     };
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    // The integer n sits in t's low mantissa bits (|n| < 2^22), so its i32 value comes from
+    // an integer subtraction: an `as i32` cast would be saturating and keep loops scalar.
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_2e-4f32;
     p = p * r + 1.398_2e-3;
@@ -32,7 +36,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2^(n-1) * 2 keeps the biased exponent within [1, 254] for n in [-125, 128].
-    let scale = f32::from_bits(((n as i32 + 126) as u32) << 23);
+    let scale = f32::from_bits((ni.wrapping_add(126) as u32) << 23);
     let y = e * scale * 2.0;
     if x < -87.0 {
         0.0
