@@ -40,18 +40,24 @@ impl ConvGeom {
     /// Output spatial size: `(in + pb + pe - ((k-1)*d + 1)) / s + 1` per axis
     /// (0 when the dilated kernel does not fit).
     pub fn out_spatial(&self) -> Vec<usize> {
-        (0..self.in_spatial.len())
-            .map(|i| {
-                let ext = self.in_spatial[i] + self.pads_begin[i] + self.pads_end[i];
-                let ek = (self.kernel[i] - 1) * self.dilations[i] + 1;
-                if ext < ek { 0 } else { (ext - ek) / self.strides[i] + 1 }
-            })
-            .collect()
+        (0..self.in_spatial.len()).map(|i| self.out_dim(i)).collect()
+    }
+
+    /// Output size along spatial axis `i` (see [`ConvGeom::out_spatial`]).
+    fn out_dim(&self, i: usize) -> usize {
+        let ext = self.in_spatial[i] + self.pads_begin[i] + self.pads_end[i];
+        let ek = (self.kernel[i] - 1) * self.dilations[i] + 1;
+        if ext < ek { 0 } else { (ext - ek) / self.strides[i] + 1 }
+    }
+
+    /// Output positions per image and channel (no allocation, unlike `out_spatial`).
+    fn out_positions(&self) -> usize {
+        (0..self.in_spatial.len()).map(|i| self.out_dim(i)).product()
     }
 
     /// Multiply-accumulates of the convolution (ignoring padding).
     pub fn macs(&self) -> u64 {
-        let out: usize = self.out_spatial().iter().product();
+        let out = self.out_positions();
         let k: usize = self.kernel.iter().product();
         (self.batch * self.c_out * out) as u64 * ((self.c_in / self.groups.max(1)) * k) as u64
     }
@@ -63,7 +69,7 @@ impl ConvGeom {
 
     /// Output element count.
     pub fn out_len(&self) -> usize {
-        self.batch * self.c_out * self.out_spatial().iter().product::<usize>()
+        self.batch * self.c_out * self.out_positions()
     }
 
     /// Weight element count (`c_out * c_in/groups * prod(kernel)`).
@@ -103,7 +109,13 @@ impl ConvGeom {
             s: to3(&self.strides, 1),
             d: to3(&self.dilations, 1),
             pb: to3(&self.pads_begin, 0),
-            outs: to3(&self.out_spatial(), 1),
+            outs: {
+                let r = self.in_spatial.len();
+                assert!((1..=3).contains(&r), "spatial rank must be 1, 2 or 3, got {r}");
+                let mut o = [1; 3];
+                (0..r).for_each(|i| o[3 - r + i] = self.out_dim(i));
+                o
+            },
         }
     }
 }

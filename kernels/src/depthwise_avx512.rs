@@ -223,16 +223,21 @@ unsafe fn dw_rows(g: &Geom3, x: &[f32], w: &[f32], bias: f32, o: &mut [f32]) {
     let xp = x.as_ptr();
     let op = o.as_mut_ptr();
     let mut pend = Pending { descs: [(0, 0, 0, 0); 4], n: 0, kr: (0, 0) };
-    // Block starts (and store masks) of one output row.
-    let mut starts: Vec<(usize, u16)> = Vec::with_capacity(ow_n / 16 + 1);
+    // Block starts (and store masks) of one output row, on the stack (no allocation per
+    // plane); rows wider than MAX_BLOCKS blocks skip the row-pair path.
+    const MAX_BLOCKS: usize = 128;
+    let mut starts_buf = [(0usize, 0u16); MAX_BLOCKS];
+    let mut nb = 0;
     let mut ow = 0;
-    while ow < ow_n {
+    while ow < ow_n && nb < MAX_BLOCKS {
         let (start, mask) =
             if ow_n >= 16 { (ow.min(ow_n - 16), 0xffff) } else { (0, ((1u32 << ow_n) - 1) as u16) };
-        starts.push((start, mask));
+        starts_buf[nb] = (start, mask);
+        nb += 1;
         ow = start + 16;
     }
-    let pair_t = if g.s[1].is_multiple_of(g.d[1]) { g.s[1] / g.d[1] } else { 0 };
+    let starts = &starts_buf[..nb];
+    let pair_t = if g.s[1].is_multiple_of(g.d[1]) && ow >= ow_n { g.s[1] / g.d[1] } else { 0 };
     let mut oh = 0;
     while oh < oh_n {
         let ih0 = oh * g.s[1];

@@ -81,22 +81,21 @@ pub(crate) fn threads_for(work: u64) -> usize {
 }
 
 std::thread_local! {
-    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    /// Free scratch buffers of this thread, one per nesting level in use.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with a thread-local scratch buffer of at least `len` floats
-/// (contents unspecified). Re-entrant: the buffer is taken out of the
-/// thread-local for the duration of `f`.
+/// (contents unspecified). Nested calls get buffers of their own; every
+/// buffer goes back to the thread's free list afterwards, so once each
+/// nesting level has grown to its largest size no call allocates.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    let mut buf = SCRATCH.with(|s| s.take());
+    let mut buf = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
     let r = f(&mut buf[..len]);
-    SCRATCH.with(|s| {
-        let old = s.take();
-        s.set(if old.len() > buf.len() { old } else { buf });
-    });
+    SCRATCH.with(|s| s.borrow_mut().push(buf));
     r
 }
 

@@ -378,10 +378,9 @@ struct Plan {
 
 impl Plan {
     fn new(tile: WinoTile, g: &ConvGeom, avx512: bool) -> Plan {
-        let out = g.out_spatial();
+        let [_, oh, ow] = g.geom3().outs;
         let s = tile.m();
         let e_n = tile.elems();
-        let (oh, ow) = (out[0], out[1]);
         let ntx = ow.div_ceil(s);
         let tpi = oh.div_ceil(s) * ntx;
         let nt = g.batch * tpi;
@@ -442,15 +441,13 @@ impl Plan {
 
 /// Greedy (largest first) makespan of `groups` units cut into blocks of
 /// `gpb` (last one smaller) over `threads` workers.
+///
+/// In closed form (no allocation on the run path): the full blocks go round
+/// robin; the short last block lands on a least-loaded worker.
 fn makespan(groups: usize, gpb: usize, threads: usize) -> usize {
-    let nb = groups.div_ceil(gpb);
-    let mut load = vec![0usize; threads];
-    for b in 0..nb {
-        let sz = gpb.min(groups - b * gpb);
-        let min = load.iter_mut().min().expect("threads ≥ 1");
-        *min += sz;
-    }
-    load.into_iter().max().unwrap_or(0)
+    let (full, rem) = (groups / gpb, groups % gpb);
+    let (q, r) = (full / threads, full % threads);
+    if r > 0 { (q + 1) * gpb } else { q * gpb + rem }
 }
 
 /// Up to 16 consecutive tiles of one tile row: the lanes of one vector.
@@ -1050,6 +1047,26 @@ mod avx {
                         }
                         col += 16 * nv;
                     }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The closed form agrees with greedy largest-first assignment.
+    #[test]
+    fn makespan_matches_greedy() {
+        for groups in 0usize..60 {
+            for gpb in 1..9 {
+                for threads in 1..6 {
+                    let mut load = vec![0usize; threads];
+                    for b in 0..groups.div_ceil(gpb) {
+                        *load.iter_mut().min().unwrap() += gpb.min(groups - b * gpb);
+                    }
+                    let want = load.into_iter().max().unwrap_or(0);
+                    assert_eq!(super::makespan(groups, gpb, threads), want, "{groups} {gpb} {threads}");
                 }
             }
         }

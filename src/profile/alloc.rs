@@ -1,4 +1,4 @@
-//! A global allocator wrapper that counts live and peak heap bytes.
+//! A global allocator wrapper that counts live and peak heap bytes and allocation calls.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicUsize = AtomicUsize::new(0);
+static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 /// Wraps the system allocator and tracks heap use. Install it in a binary with
 /// `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
 pub struct CountingAlloc;
 
 fn grow(n: usize) {
+    CALLS.fetch_add(1, Ordering::Relaxed);
     let now = CURRENT.fetch_add(n, Ordering::Relaxed) + n;
     PEAK.fetch_max(now, Ordering::Relaxed);
 }
@@ -63,4 +65,10 @@ pub fn peak_bytes() -> Option<usize> {
 /// Restarts peak tracking from the current heap use.
 pub fn reset_peak() {
     PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// Allocation calls (alloc, alloc_zeroed and growing realloc) since the program started, or
+/// `None` when `CountingAlloc` is not the global allocator.
+pub fn alloc_calls() -> Option<usize> {
+    (INSTALLED.load(Ordering::Relaxed) == 1).then(|| CALLS.load(Ordering::Relaxed))
 }

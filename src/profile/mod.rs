@@ -3,7 +3,7 @@
 mod alloc;
 mod bench;
 
-pub use alloc::{CountingAlloc, current_bytes, peak_bytes, reset_peak};
+pub use alloc::{CountingAlloc, alloc_calls, current_bytes, peak_bytes, reset_peak};
 pub use bench::{
     BenchOptions, BenchResult, StepTime, bench, concrete, profile_steps, profile_table, random_inputs,
 };

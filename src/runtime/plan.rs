@@ -124,6 +124,9 @@ pub(crate) struct State {
 /// A plan for one set of input shapes.
 pub(crate) struct Plan {
     pub in_shapes: Vec<Vec<usize>>,
+    /// Shapes of the outputs held in the arena (known at plan time), so a run does not
+    /// allocate them.
+    out_shapes: Vec<Vec<usize>>,
     pub graph: Graph,
     pub steps: Vec<Step>,
     pub locs: Vec<Option<Loc>>,
@@ -316,7 +319,9 @@ impl Plan {
         let arena = std::mem::take(&mut b.arena);
         drop(b);
         let (locs, arena_len, n_slots) = place(g, &steps, &arena);
-        Ok(Plan { in_shapes, steps, locs, arena_len, n_slots, state: Mutex::new(None), graph })
+        let out_shapes =
+            graph.outputs().iter().map(|v| graph.fact(*v).concrete_shape().unwrap_or_default()).collect();
+        Ok(Plan { in_shapes, out_shapes, steps, locs, arena_len, n_slots, state: Mutex::new(None), graph })
     }
 }
 
@@ -522,9 +527,8 @@ impl Plan {
             Ok(())
         })?;
         for (i, v) in self.graph.outputs().iter().enumerate() {
-            let shape = self.graph.fact(*v).concrete_shape();
             match &self.locs[v.0] {
-                Some(Loc::Arena { .. }) => sink(i, shape.as_deref().unwrap_or(&[]), Out::F32(cx.inp(*v)))?,
+                Some(Loc::Arena { .. }) => sink(i, &self.out_shapes[i], Out::F32(cx.inp(*v)))?,
                 Some(Loc::Slot(s)) => {
                     let t = slots[*s].as_ref().ok_or_else(|| anyhow!("output {i} was not computed"))?;
                     sink(i, t.shape(), Out::Tensor(t))?
