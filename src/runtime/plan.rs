@@ -892,8 +892,11 @@ impl Builder<'_> {
                 let x = ins[0].unwrap();
                 let mul = self.sole_consumer(outs[0]).and_then(|mn| {
                     let m = g.node(mn).ok()?;
+                    if m.op != Op::Binary(Binary::Mul) || m.inputs.len() != 2 {
+                        return None;
+                    }
                     let other = if m.inputs[0] == Some(outs[0]) { m.inputs[1] } else { m.inputs[0] };
-                    (m.op == Op::Binary(Binary::Mul) && other == Some(x)).then_some((mn, m))
+                    (other == Some(x)).then_some((mn, m))
                 });
                 if let Some((mn, m)) = mul {
                     self.absorbed[mn.0] = true;
