@@ -127,16 +127,38 @@ pub(crate) fn conv(
     }
 }
 
-/// A constant right operand `W[k × n]` (scaled by alpha), packed into GEMM panels, with an
-/// optional bias per column.
+/// Row count from which a dense layer runs on the blocked `sgemm` (the `gemm` crate, which
+/// packs both operands per call) instead of the pre-packed-B kernel; overridable with
+/// `PARE_DENSE_SGEMM_M` for measurement.
+fn sgemm_from_m() -> usize {
+    static M: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *M.get_or_init(|| {
+        std::env::var("PARE_DENSE_SGEMM_M").ok().and_then(|v| v.parse().ok()).unwrap_or(DENSE_SGEMM_M)
+    })
+}
+const DENSE_SGEMM_M: usize = 512;
+
+/// A constant right operand `W[k × n]` (scaled by alpha) with an optional bias per column,
+/// in the layout of the kernel chosen for the layer's row count.
 pub(crate) struct DenseWeights {
-    w: PackedB,
+    k: usize,
+    n: usize,
+    w: DenseW,
     bias: Option<Vec<f32>>,
 }
 
+enum DenseW {
+    /// Pre-packed into GEMM panels (small row counts: GEMV-like layers).
+    Packed(PackedB),
+    /// Row-major `[k, n]` for `sgemm` (large row counts).
+    Plain(Vec<f32>),
+}
+
 impl DenseWeights {
-    /// `b` is `[k, n]`, or `[n, k]` when `trans`.
+    /// `b` is `[k, n]`, or `[n, k]` when `trans`; `m` is the row count of the layer's input.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        m: usize,
         k: usize,
         n: usize,
         b: &[f32],
@@ -150,15 +172,29 @@ impl DenseWeights {
                 w[i * n + j] = alpha * if trans { b[j * k + i] } else { b[i * n + j] };
             }
         }
-        DenseWeights { w: PackedB::new(k, n, &w), bias }
+        let w = if m >= sgemm_from_m() { DenseW::Plain(w) } else { DenseW::Packed(PackedB::new(k, n, &w)) };
+        DenseWeights { k, n, w, bias }
     }
 }
 
 /// `out[m × n] = act(x[m × k] · W + bias)`.
 pub(crate) fn dense(m: usize, w: &DenseWeights, x: &[f32], act: Act, out: &mut [f32]) {
-    let (k, n) = (w.w.k(), w.w.n());
+    let (k, n) = (w.k, w.n);
     debug_assert_eq!(x.len(), m * k);
-    pare_kernels::gemm_packed_b(m, x, k, &w.w, w.bias.as_deref(), act, out, n);
+    match &w.w {
+        DenseW::Packed(p) => pare_kernels::gemm_packed_b(m, x, k, p, w.bias.as_deref(), act, out, n),
+        DenseW::Plain(wp) => {
+            pare_kernels::sgemm(m, n, k, 1.0, x, k, false, wp, n, false, 0.0, out, n);
+            if w.bias.is_some() || !act.is_none() {
+                for r in out.chunks_mut(n) {
+                    if let Some(b) = &w.bias {
+                        r.iter_mut().zip(b).for_each(|(o, b)| *o += b);
+                    }
+                    bias_act(r, 0.0, act);
+                }
+            }
+        }
+    }
 }
 
 /// Element-wise unary functions with native loops.

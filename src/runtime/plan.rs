@@ -834,7 +834,7 @@ impl Builder<'_> {
                     None => None,
                 };
                 let bf = b.as_slice::<f32>().ok_or_else(|| anyhow!("B is not f32"))?;
-                let w = Arc::new(DenseWeights::new(kk, nn, bf, m.trans_b, m.alpha, bias));
+                let w = Arc::new(DenseWeights::new(xs[0], kk, nn, bf, m.trans_b, m.alpha, bias));
                 ins.truncate(1);
                 Kernel::Dense { m: xs[0], w, act: ir_act(m.act) }
             }
@@ -869,7 +869,7 @@ impl Builder<'_> {
                     }
                 }
                 let bf = b.as_slice::<f32>().unwrap();
-                let w = Arc::new(DenseWeights::new(kk, nn, bf, false, 1.0, bias));
+                let w = Arc::new(DenseWeights::new(m, kk, nn, bf, false, 1.0, bias));
                 ins.truncate(1);
                 Kernel::Dense { m, w, act: pare_kernels::Act::None }
             }
