@@ -144,22 +144,21 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Run { model, inputs, seed, output_dir, batch, threads } => {
             run(&model, &inputs, seed, &output_dir, batch, threads)
         }
-        Cmd::Bench { model, batch, threads, warmup, iters, json, profile: true, top } => {
+        Cmd::Bench { model, batch, threads, warmup, iters, json, profile, top } => {
             let g = pare::onnx::load(&model)?;
-            let steps = profile::profile_steps(&g, &BenchOptions { batch, threads, warmup, iters, seed: 0 })
-                .with_context(|| format!("profiling {}", model.display()))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&steps)?);
-            } else {
-                println!("{}: per-step medians of {iters} runs", model.display());
-                print!("{}", profile::profile_table(&steps, top));
+            let opts = BenchOptions { batch, threads, warmup, iters, seed: 0 };
+            if profile {
+                let steps = profile::profile_steps(&g, &opts)
+                    .with_context(|| format!("profiling {}", model.display()))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&steps)?);
+                } else {
+                    println!("{}: per-step medians of {iters} runs", model.display());
+                    print!("{}", profile::profile_table(&steps, top));
+                }
+                return Ok(());
             }
-            Ok(())
-        }
-        Cmd::Bench { model, batch, threads, warmup, iters, json, .. } => {
-            let g = pare::onnx::load(&model)?;
-            let r = profile::bench(&g, &BenchOptions { batch, threads, warmup, iters, seed: 0 })
-                .with_context(|| format!("benchmarking {}", model.display()))?;
+            let r = profile::bench(&g, &opts).with_context(|| format!("benchmarking {}", model.display()))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

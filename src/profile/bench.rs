@@ -103,11 +103,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-/// Measures `graph` at the given batch size on the pare runtime.
-pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchResult> {
-    if opts.iters == 0 {
-        bail!("--iters must be at least 1");
-    }
+/// The runtime for `graph` at `opts.batch` with seeded random inputs, after `opts.warmup`
+/// untimed runs; also returns the batch size.
+fn warmed_up(graph: &Graph, opts: &BenchOptions) -> Result<(Runtime, Vec<Tensor>, usize)> {
     let g = concrete(graph, opts.batch)?;
     let batch =
         g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
@@ -116,6 +114,15 @@ pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchResult> {
     for _ in 0..opts.warmup {
         rt.run(inputs.clone())?;
     }
+    Ok((rt, inputs, batch))
+}
+
+/// Measures `graph` at the given batch size on the pare runtime.
+pub fn bench(graph: &Graph, opts: &BenchOptions) -> Result<BenchResult> {
+    if opts.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    let (rt, inputs, batch) = warmed_up(graph, opts)?;
     super::reset_peak();
     let mut times = Vec::with_capacity(opts.iters);
     for _ in 0..opts.iters {
@@ -154,12 +161,7 @@ pub fn profile_steps(graph: &Graph, opts: &BenchOptions) -> Result<Vec<StepTime>
     if opts.iters == 0 {
         bail!("--iters must be at least 1");
     }
-    let g = concrete(graph, opts.batch)?;
-    let inputs = random_inputs(&g, opts.seed)?;
-    let rt = Runtime::new(g, RunOptions { threads: opts.threads, optimize: true })?;
-    for _ in 0..opts.warmup {
-        rt.run(inputs.clone())?;
-    }
+    let (rt, inputs, _) = warmed_up(graph, opts)?;
     let mut runs: Vec<Vec<crate::runtime::NodeTime>> = Vec::with_capacity(opts.iters);
     for _ in 0..opts.iters {
         runs.push(rt.profile(inputs.clone())?.1);

@@ -249,53 +249,26 @@ fn map_inplace(u: UnaryK, o: &mut [f32]) {
     // target features of the multiversioned copy, and LLVM may keep calling it per element.
     const R: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let k = (2.0f32 / std::f32::consts::PI).sqrt();
+    // `map!(x => f(x))`: a plain loop over `o` with each element bound to `x`.
+    macro_rules! map {
+        ($x:ident => $e:expr) => {
+            for v in o.iter_mut() {
+                let $x = *v;
+                *v = $e;
+            }
+        };
+    }
     match u {
         UnaryK::Act(a) => bias_act(o, 0.0, a),
-        UnaryK::Tanh => {
-            for v in o.iter_mut() {
-                *v = tanh_f32(*v);
-            }
-        }
-        UnaryK::Erf => {
-            for v in o.iter_mut() {
-                *v = erf_f32(*v);
-            }
-        }
-        UnaryK::Exp => {
-            for v in o.iter_mut() {
-                *v = exp_f32(*v);
-            }
-        }
-        UnaryK::Gelu => {
-            for v in o.iter_mut() {
-                *v = 0.5 * *v * (1.0 + erf_f32(*v * R));
-            }
-        }
-        UnaryK::GeluTanh => {
-            for v in o.iter_mut() {
-                *v = 0.5 * *v * (1.0 + tanh_f32(k * (*v + 0.044_715 * *v * *v * *v)));
-            }
-        }
-        UnaryK::Neg => {
-            for v in o.iter_mut() {
-                *v = -*v;
-            }
-        }
-        UnaryK::Abs => {
-            for v in o.iter_mut() {
-                *v = v.abs();
-            }
-        }
-        UnaryK::Sqrt => {
-            for v in o.iter_mut() {
-                *v = v.sqrt();
-            }
-        }
-        UnaryK::Reciprocal => {
-            for v in o.iter_mut() {
-                *v = 1.0 / *v;
-            }
-        }
+        UnaryK::Tanh => map!(x => tanh_f32(x)),
+        UnaryK::Erf => map!(x => erf_f32(x)),
+        UnaryK::Exp => map!(x => exp_f32(x)),
+        UnaryK::Gelu => map!(x => 0.5 * x * (1.0 + erf_f32(x * R))),
+        UnaryK::GeluTanh => map!(x => 0.5 * x * (1.0 + tanh_f32(k * (x + 0.044_715 * x * x * x)))),
+        UnaryK::Neg => map!(x => -x),
+        UnaryK::Abs => map!(x => x.abs()),
+        UnaryK::Sqrt => map!(x => x.sqrt()),
+        UnaryK::Reciprocal => map!(x => 1.0 / x),
     }
 }
 }

@@ -98,16 +98,22 @@ impl Runtime {
         })
     }
 
-    /// The plan for these input shapes, built and cached on first use.
-    fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
-        {
-            let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
-            if let Some(p) = plans.iter().find(|p| {
+    /// The cached plan for exactly these input shapes, if one was built.
+    fn cached_plan(&self, inputs: &[Tensor]) -> Result<Option<Arc<Plan>>> {
+        let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
+        Ok(plans
+            .iter()
+            .find(|p| {
                 p.in_shapes.len() == inputs.len()
                     && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape())
-            }) {
-                return Ok(p.clone());
-            }
+            })
+            .cloned())
+    }
+
+    /// The plan for these input shapes, built and cached on first use.
+    fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<Plan>> {
+        if let Some(p) = self.cached_plan(inputs)? {
+            return Ok(p);
         }
         let concrete = self.graph.inputs().iter().all(|&v| self.graph.fact(v).concrete_shape().is_some());
         let g = if concrete {
@@ -263,16 +269,7 @@ impl Runtime {
         if outputs.len() != self.graph.outputs().len() {
             bail!("model has {} outputs, got {} buffers", self.graph.outputs().len(), outputs.len());
         }
-        let plan = {
-            let plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
-            plans
-                .iter()
-                .find(|p| {
-                    p.in_shapes.len() == inputs.len()
-                        && p.in_shapes.iter().zip(inputs).all(|(s, t)| s == t.shape())
-                })
-                .cloned()
-        };
+        let plan = self.cached_plan(inputs)?;
         let plan = match plan {
             Some(p) => p,
             None => {
