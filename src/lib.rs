@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod autodiff;
+pub mod compile;
 pub mod data;
 pub mod ir;
 pub mod onnx;
@@ -11,4 +12,5 @@ pub mod profile;
 pub mod runtime;
 pub mod tensor;
 pub mod train;
+pub mod util;
 pub mod zoo;

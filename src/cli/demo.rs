@@ -114,7 +114,7 @@ pub fn demo(out_dir: &Path, epochs: usize, threads: usize) -> Result<()> {
     for b in [1, 32] {
         let r = profile::bench(
             &trained,
-            &BenchOptions { batch: Some(b), threads, warmup: 20, iters: 200, seed: 0 },
+            &BenchOptions { batch: Some(b), threads, warmup: 20, iters: 200, ..Default::default() },
         )?;
         super::print_bench(&format!("  batch {b}"), &r);
         benches.push(r);

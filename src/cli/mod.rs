@@ -86,6 +86,31 @@ enum Cmd {
         #[arg(long, default_value_t = 25)]
         top: usize,
     },
+    /// Optimise a model and choose each layer's kernel by measurement on this machine; write
+    /// the model with the chosen plan stored in its metadata (`pare run` and `pare bench` use it).
+    Compile {
+        /// Input ONNX model (never overwritten).
+        model: PathBuf,
+        /// Output ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Batch size to tune for; default: the model's own, 1 where symbolic.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Worker threads to tune for (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Seconds the tuner may spend measuring (0: heuristic kernels, no measurement).
+        #[arg(long, default_value_t = 30.0)]
+        budget: f64,
+        /// Neither read nor write the tuning cache (default: $PARE_CACHE_DIR, else
+        /// $XDG_CACHE_HOME/pare, else ~/.cache/pare).
+        #[arg(long)]
+        no_cache: bool,
+        /// Print the per-layer result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply pare's graph optimisations (BN folding, activation fusion, ...) and write ONNX.
     Optimize {
         /// Input ONNX model (never overwritten).
@@ -146,7 +171,8 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         }
         Cmd::Bench { model, batch, threads, warmup, iters, json, profile, top } => {
             let g = pare::onnx::load(&model)?;
-            let opts = BenchOptions { batch, threads, warmup, iters, seed: 0 };
+            let choices = stored_choices(&model, &g, threads);
+            let opts = BenchOptions { batch, threads, warmup, iters, seed: 0, choices };
             if profile {
                 let steps = profile::profile_steps(&g, &opts)
                     .with_context(|| format!("profiling {}", model.display()))?;
@@ -165,6 +191,9 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 print_bench(&model.display().to_string(), &r);
             }
             Ok(())
+        }
+        Cmd::Compile { model, output, batch, threads, budget, no_cache, json } => {
+            compile(&model, &output, batch, threads, budget, no_cache, json)
         }
         Cmd::Optimize { model, output } => optimize(&model, &output),
         Cmd::Reshape { model, batch, output } => {
@@ -243,6 +272,8 @@ fn run(
     threads: usize,
 ) -> Result<()> {
     let g = pare::onnx::load(model)?;
+    // Before any reshaping: the plan's fingerprint is of the graph as stored.
+    let choices = stored_choices(model, &g, threads);
     let mut given = read_inputs(args)?;
     for name in given.keys() {
         if g.find(name).is_none_or(|v| !g.inputs().contains(&v)) {
@@ -258,7 +289,7 @@ fn run(
         let name = &g.value(v).name;
         inputs.push(given.remove(name).unwrap_or_else(|| random[k].clone()));
     }
-    let rt = Runtime::new(g, RunOptions { threads, optimize: true })?;
+    let rt = Runtime::with_choices(g, RunOptions { threads, optimize: true }, choices)?;
     let outs = rt.run(inputs).with_context(|| format!("running {}", model.display()))?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     for (name, t) in rt.output_names().iter().zip(&outs) {
@@ -279,6 +310,94 @@ pub(crate) fn print_bench(what: &str, r: &profile::BenchResult) {
     if let Some(p) = r.peak_memory_bytes {
         println!("  peak memory {}", profile::human_bytes(p));
     }
+}
+
+/// The stored plan's kernel choices for `g` (loaded from `model`), printing why a plan was
+/// ignored or how it differs from this run.
+fn stored_choices(model: &Path, g: &Graph, threads: usize) -> HashMap<String, pare::runtime::Variant> {
+    let (choices, notes) = pare::compile::stored::choices_for(g, threads);
+    for n in notes {
+        eprintln!("{}: {n}", model.display());
+    }
+    choices
+}
+
+fn compile(
+    model: &Path,
+    output: &Path,
+    batch: Option<usize>,
+    threads: usize,
+    budget: f64,
+    no_cache: bool,
+    json: bool,
+) -> Result<()> {
+    use pare::compile::{self, CompileOptions, stored};
+    refuse_overwrite(model, output)?;
+    if !budget.is_finite() || budget < 0.0 {
+        bail!("--budget must be a number of seconds >= 0 (got {budget})");
+    }
+    let g = pare::onnx::load(model)?;
+    let mut opts = CompileOptions {
+        batch,
+        threads,
+        budget: std::time::Duration::from_secs_f64(budget),
+        ..Default::default()
+    };
+    if no_cache {
+        opts.cache = None;
+    }
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("tuning {msg} [{bar:30}] {pos}/{len} runs")
+            .expect("valid template"),
+    );
+    let c = compile::compile(&g, &opts, &mut |what, done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(what.to_string());
+    })
+    .with_context(|| format!("compiling {}", model.display()))?;
+    bar.finish_and_clear();
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
+    // The fingerprint is taken of the graph as it will be read back from the file.
+    let mut out = c.graph.clone();
+    out.set_metadata(stored::KEY, None);
+    let back = pare::onnx::load_bytes(&pare::onnx::to_bytes(&out)?)?;
+    let plan = stored::StoredPlan::new(&back, c.threads, c.batch, &c.choices)?;
+    stored::attach(&mut out, &plan)?;
+    pare::onnx::save(&out, output)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c.layers)?);
+    } else {
+        println!("{}: batch {}, {} threads", model.display(), c.batch, c.threads);
+        print!("{}", compile::layer_table(&c));
+        let count = |s: compile::Source| c.layers.iter().filter(|l| l.source == s).count();
+        println!(
+            "{} tunable layers: {} measured, {} from the cache, {} with one variant, {} heuristic",
+            c.layers.len(),
+            count(compile::Source::Measured),
+            count(compile::Source::Cached),
+            count(compile::Source::Only),
+            count(compile::Source::Heuristic)
+        );
+        match (c.heuristic_ms, c.tuned_ms) {
+            (Some(h), Some(t)) => println!(
+                "whole model: {h:.3} ms with heuristic kernels, {t:.3} ms tuned ({:.2}x){}",
+                h / t,
+                if c.kept_tuned { "" } else { "; heuristic plan kept" }
+            ),
+            _ => println!("whole model: the heuristic plan is the tuned plan (no layer changed)"),
+        }
+    }
+    println!(
+        "compiled in {:.1} s; {} layer choices stored; written to {}",
+        c.elapsed.as_secs_f64(),
+        c.choices.len(),
+        output.display()
+    );
+    Ok(())
 }
 
 fn optimize(model: &Path, output: &Path) -> Result<()> {

@@ -73,6 +73,7 @@ pub struct Graph {
     names: HashMap<String, ValueId>,
     folding: bool,
     pinned: HashSet<ValueId>,
+    metadata: Vec<(String, String)>,
 }
 
 impl Default for Graph {
@@ -85,6 +86,7 @@ impl Default for Graph {
             names: HashMap::new(),
             folding: true,
             pinned: HashSet::new(),
+            metadata: Vec::new(),
         }
     }
 }
@@ -155,6 +157,21 @@ impl Graph {
         self.value(v).producer.and_then(|(n, _)| self.nodes.get(n.0)?.as_ref())
     }
 
+    /// Model-level metadata (ONNX `metadata_props`), in file order.
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
+    }
+    /// The model-level metadata value stored under `key`.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// Sets (or, with `None`, removes) the model-level metadata value under `key`.
+    pub fn set_metadata(&mut self, key: &str, value: Option<String>) {
+        self.metadata.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.metadata.push((key.to_string(), v));
+        }
+    }
     /// Whether nodes whose inputs are all constant are evaluated when added (default: yes).
     pub fn folding(&self) -> bool {
         self.folding

@@ -17,10 +17,13 @@ pub struct Rebuild<'a> {
 }
 
 impl<'a> Rebuild<'a> {
-    /// Starts an empty copy of `src` with the same folding policy.
+    /// Starts an empty copy of `src` with the same folding policy and metadata.
     pub fn new(src: &'a Graph) -> Rebuild<'a> {
         let mut dst = Graph::new();
         dst.set_folding(src.folding());
+        for (k, v) in src.metadata() {
+            dst.set_metadata(k, Some(v.clone()));
+        }
         Rebuild { src, dst, map: HashMap::new() }
     }
     /// The graph being copied.

@@ -2,7 +2,8 @@
 
 use super::attrs::{attr_float, attr_int, attr_ints, attr_string, attr_tensor, auto_pad_name};
 use super::proto::{
-    self, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
+    self, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, ValueInfoProto,
 };
 use super::tensor::{dtype_to_onnx, tensor_to_proto};
 use crate::ir::{
@@ -12,7 +13,6 @@ use crate::tensor::{DType, Tensor};
 use anyhow::{Context, Result, anyhow, bail};
 use prost::Message;
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 
 /// The opset every exported model declares.
@@ -29,30 +29,7 @@ pub fn to_bytes(graph: &Graph) -> Result<Vec<u8>> {
 /// fsync, rename). Errors start with the file's path.
 pub fn save(graph: &Graph, path: &Path) -> Result<()> {
     let bytes = to_bytes(graph).map_err(|e| anyhow!("{}: {e:#}", path.display()))?;
-    write_atomic(path, &bytes).map_err(|e| anyhow!("{}: cannot write: {e:#}", path.display()))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path.file_name().ok_or_else(|| anyhow!("not a file path"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    } else if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all(); // make the rename durable where the platform allows it
-    }
-    result
+    crate::util::write_atomic(path, &bytes).map_err(|e| anyhow!("{}: cannot write: {e:#}", path.display()))
 }
 
 /// Builds the ModelProto for a graph.
@@ -82,6 +59,11 @@ pub fn to_model(graph: &Graph) -> Result<ModelProto> {
         producer_name: Some("pare".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         graph: Some(gp),
+        metadata_props: graph
+            .metadata()
+            .iter()
+            .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
+            .collect(),
         ..Default::default()
     })
 }

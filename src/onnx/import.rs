@@ -34,7 +34,13 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Graph> {
     if !OPSETS.contains(&opset) {
         bail!("opset {opset} is not supported (pare reads opsets {} to {})", OPSETS.start(), OPSETS.end());
     }
-    import_graph(graph, opset)
+    let mut g = import_graph(graph, opset)?;
+    for e in &model.metadata_props {
+        if let Some(k) = &e.key {
+            g.set_metadata(k, Some(e.value.clone().unwrap_or_default()));
+        }
+    }
+    Ok(g)
 }
 
 fn is_default_domain(d: Option<&str>) -> bool {

@@ -22,11 +22,14 @@ pub struct BenchOptions {
     pub iters: usize,
     /// Seed for the random inputs.
     pub seed: u64,
+    /// Kernel variant per node name (a compiled plan, see `compile::stored`); nodes not
+    /// listed get the heuristic.
+    pub choices: std::collections::HashMap<String, crate::runtime::Variant>,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { batch: None, threads: 0, warmup: 5, iters: 50, seed: 0 }
+        BenchOptions { batch: None, threads: 0, warmup: 5, iters: 50, seed: 0, choices: Default::default() }
     }
 }
 
@@ -110,7 +113,8 @@ fn warmed_up(graph: &Graph, opts: &BenchOptions) -> Result<(Runtime, Vec<Tensor>
     let batch =
         g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
     let inputs = random_inputs(&g, opts.seed)?;
-    let rt = Runtime::new(g, RunOptions { threads: opts.threads, optimize: true })?;
+    let rt =
+        Runtime::with_choices(g, RunOptions { threads: opts.threads, optimize: true }, opts.choices.clone())?;
     for _ in 0..opts.warmup {
         rt.run(inputs.clone())?;
     }

@@ -2,7 +2,7 @@
 //! norm, constant-weight dense layers and the per-layer convolution variants. The heavy
 //! lifting (GEMM, conv, pooling) is in `pare-kernels`.
 
-use super::plan::ConvAlgo;
+use super::plan::Variant;
 use crate::ops::elementwise::math::{erf_f32, exp_f32, tanh_f32};
 use pare_kernels::{Act, ConvGeom, PackedB, PackedConv, WinoTile, WinogradConv, bias_act};
 use rayon::prelude::*;
@@ -62,12 +62,12 @@ enum Packed {
 impl ConvWeights {
     /// Packs `w` (`[c_out, c_in/groups, k...]`) for `algo`; an algorithm that does not apply
     /// to `geom` falls back to GEMM.
-    pub(crate) fn new(geom: &ConvGeom, w: &[f32], algo: ConvAlgo) -> ConvWeights {
+    pub(crate) fn new(geom: &ConvGeom, w: &[f32], algo: Variant) -> ConvWeights {
         let packed = match algo {
-            ConvAlgo::WinogradF2 if winograd_applies(geom) => {
+            Variant::WinogradF2 if winograd_applies(geom) => {
                 Packed::Winograd(WinogradConv::new(WinoTile::F2, geom.c_in, geom.c_out, w))
             }
-            ConvAlgo::WinogradF4 if winograd_applies(geom) => {
+            Variant::WinogradF4 if winograd_applies(geom) => {
                 Packed::Winograd(WinogradConv::new(WinoTile::F4, geom.c_in, geom.c_out, w))
             }
             _ => Packed::Gemm(PackedConv::new(geom, w)),
@@ -102,12 +102,12 @@ pub(crate) fn winograd_applies(g: &ConvGeom) -> bool {
 /// Winograd F(4×4) for 3×3 stride-1 convs with enough channels and spatial extent that the
 /// transforms amortise (measured with `cargo run --release -p pare-kernels --example
 /// wino_bench`); GEMM otherwise.
-pub(crate) fn heuristic_algo(g: &ConvGeom) -> ConvAlgo {
+pub(crate) fn heuristic_conv(g: &ConvGeom) -> Variant {
     let spatial: usize = g.in_spatial.iter().product();
     if winograd_applies(g) && g.c_in >= 32 && g.c_out >= 32 && spatial >= 14 * 14 {
-        ConvAlgo::WinogradF4
+        Variant::WinogradF4
     } else {
-        ConvAlgo::Gemm
+        Variant::Gemm
     }
 }
 
@@ -127,14 +127,15 @@ pub(crate) fn conv(
     }
 }
 
-/// Row count from which a dense layer runs on the blocked `sgemm` (the `gemm` crate, which
-/// packs both operands per call) instead of the pre-packed-B kernel; overridable with
-/// `PARE_DENSE_SGEMM_M` for measurement.
-fn sgemm_from_m() -> usize {
+/// The dense variant without a measurement: from 512 rows the blocked `sgemm` (the `gemm`
+/// crate, which packs both operands per call), below that the pre-packed-B kernel. The row
+/// count is overridable with `PARE_DENSE_SGEMM_M` for measurement.
+pub(crate) fn heuristic_dense(m: usize) -> Variant {
     static M: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *M.get_or_init(|| {
+    let from = *M.get_or_init(|| {
         std::env::var("PARE_DENSE_SGEMM_M").ok().and_then(|v| v.parse().ok()).unwrap_or(DENSE_SGEMM_M)
-    })
+    });
+    if m >= from { Variant::Sgemm } else { Variant::PackedB }
 }
 const DENSE_SGEMM_M: usize = 512;
 
@@ -155,10 +156,11 @@ enum DenseW {
 }
 
 impl DenseWeights {
-    /// `b` is `[k, n]`, or `[n, k]` when `trans`; `m` is the row count of the layer's input.
+    /// `b` is `[k, n]`, or `[n, k]` when `trans`, laid out for `variant` (`Sgemm`: plain,
+    /// anything else: packed panels).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        m: usize,
+        variant: Variant,
         k: usize,
         n: usize,
         b: &[f32],
@@ -172,8 +174,18 @@ impl DenseWeights {
                 w[i * n + j] = alpha * if trans { b[j * k + i] } else { b[i * n + j] };
             }
         }
-        let w = if m >= sgemm_from_m() { DenseW::Plain(w) } else { DenseW::Packed(PackedB::new(k, n, &w)) };
+        let w = match variant {
+            Variant::Sgemm => DenseW::Plain(w),
+            _ => DenseW::Packed(PackedB::new(k, n, &w)),
+        };
         DenseWeights { k, n, w, bias }
+    }
+}
+
+impl DenseWeights {
+    /// `(k, n)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
     }
 }
 

@@ -4,7 +4,7 @@
 mod kernels;
 mod plan;
 
-pub use plan::ConvAlgo;
+pub use plan::{LayerShape, Variant};
 
 use crate::ir::{Dim, Graph, fmt_shape};
 use crate::passes;
@@ -37,7 +37,7 @@ const MAX_PLANS: usize = 8;
 pub struct Runtime {
     graph: Graph,
     pool: rayon::ThreadPool,
-    choices: HashMap<String, ConvAlgo>,
+    choices: HashMap<String, Variant>,
     weights: WeightCache,
     plans: Mutex<Vec<Arc<Plan>>>,
 }
@@ -53,17 +53,23 @@ pub struct NodeTime {
     pub time: Duration,
 }
 
-/// One conv layer of a plan, as the tuner sees it.
+/// One tunable layer of a plan (a conv or a constant-weight matrix product), as the tuner
+/// sees it.
 #[derive(Clone, Debug)]
-pub struct ConvLayer {
-    /// Conv node name.
+pub struct Layer {
+    /// Name of the conv/Gemm/MatMul node (the key of a choice).
     pub node: String,
+    /// Name of its plan step (fused nodes joined by `+`, as in profiles).
+    pub step_name: String,
     /// Index of its step in the plan.
     pub step: usize,
-    /// Geometry.
-    pub geom: pare_kernels::ConvGeom,
-    /// Algorithm in use.
-    pub algo: ConvAlgo,
+    /// Shape, which decides the candidate variants.
+    pub shape: LayerShape,
+    /// Variant in use.
+    pub variant: Variant,
+    /// What the kernel's speed depends on: op, shapes, attributes, fused epilogue, dtype
+    /// (f32). Equal signatures run the same kernel on the same amount of work.
+    pub signature: String,
 }
 
 impl Runtime {
@@ -78,7 +84,7 @@ impl Runtime {
     pub fn with_choices(
         mut graph: Graph,
         opts: RunOptions,
-        choices: HashMap<String, ConvAlgo>,
+        choices: HashMap<String, Variant>,
     ) -> Result<Runtime> {
         graph.verify().context("invalid graph")?;
         if opts.optimize {
@@ -137,21 +143,45 @@ impl Runtime {
         Ok(plan)
     }
 
-    /// The conv layers of the plan for these inputs, with their geometry and algorithm.
-    pub fn conv_layers(&self, inputs: &[Tensor]) -> Result<Vec<ConvLayer>> {
+    /// The tunable layers of the plan for these inputs, with their shapes and variants.
+    pub fn layers(&self, inputs: &[Tensor]) -> Result<Vec<Layer>> {
         let plan = self.plan_for(inputs)?;
+        let node_of = |name: &str| name.split('+').next().unwrap_or(name).to_string();
         Ok(plan
             .steps
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| match &s.kernel {
-                plan::Kernel::Conv { geom, algo, .. } => Some(ConvLayer {
-                    node: s.name.split('+').next().unwrap_or(&s.name).to_string(),
-                    step: i,
-                    geom: geom.clone(),
-                    algo: *algo,
-                }),
-                _ => None,
+            .filter_map(|(i, s)| {
+                let (shape, variant, signature) = match &s.kernel {
+                    plan::Kernel::Conv { geom, algo, act, residual, .. } => (
+                        LayerShape::Conv(geom.clone()),
+                        *algo,
+                        format!(
+                            "Conv f32 n{} c{}>{} g{} in{:?} k{:?} s{:?} d{:?} p{:?}{:?} act={act:?} residual={}",
+                            geom.batch,
+                            geom.c_in,
+                            geom.c_out,
+                            geom.groups,
+                            geom.in_spatial,
+                            geom.kernel,
+                            geom.strides,
+                            geom.dilations,
+                            geom.pads_begin,
+                            geom.pads_end,
+                            residual.is_some()
+                        ),
+                    ),
+                    plan::Kernel::Dense { m, variant, w, act } => {
+                        let (k, n) = w.dims();
+                        (
+                            LayerShape::Dense { m: *m, k, n },
+                            *variant,
+                            format!("Dense f32 m{m} k{k} n{n} act={act:?}"),
+                        )
+                    }
+                    _ => return None,
+                };
+                Some(Layer { node: node_of(&s.name), step_name: s.name.clone(), step: i, shape, variant, signature })
             })
             .collect())
     }

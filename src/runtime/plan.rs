@@ -18,41 +18,79 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Convolution algorithms a plan can choose between per layer.
+/// Kernel variants a plan can choose between per layer: the tuner's search space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub enum ConvAlgo {
-    /// im2col tiles (or the input itself for 1×1) times packed weights; depthwise kernel
-    /// for depthwise convs.
+pub enum Variant {
+    /// Conv: im2col tiles (or the input itself for 1×1) times packed weights; the depthwise
+    /// kernel for depthwise convs.
     Gemm,
-    /// Winograd F(2×2, 3×3) (3×3 stride-1 convs only).
+    /// Conv: Winograd F(2×2, 3×3) (3×3 stride-1 convs only).
     WinogradF2,
-    /// Winograd F(4×4, 3×3) (3×3 stride-1 convs only).
+    /// Conv: Winograd F(4×4, 3×3) (3×3 stride-1 convs only).
     WinogradF4,
+    /// Dense: weights pre-packed into GEMM panels once.
+    PackedB,
+    /// Dense: the blocked `sgemm`, which packs both operands per call.
+    Sgemm,
 }
 
-impl ConvAlgo {
-    /// Every algorithm.
-    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::Gemm, ConvAlgo::WinogradF2, ConvAlgo::WinogradF4];
+/// The shape of a tunable layer, which decides the variants that apply.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerShape {
+    /// A convolution.
+    Conv(ConvGeom),
+    /// `x[m × k] · W[k × n]` with constant `W`.
+    Dense {
+        /// Rows.
+        m: usize,
+        /// Inner size.
+        k: usize,
+        /// Columns.
+        n: usize,
+    },
+}
 
-    /// Short name used in tables and stored plans.
+impl Variant {
+    /// Every variant.
+    pub const ALL: [Variant; 5] =
+        [Variant::Gemm, Variant::WinogradF2, Variant::WinogradF4, Variant::PackedB, Variant::Sgemm];
+
+    /// Short name used in tables, caches and stored plans.
     pub fn name(self) -> &'static str {
         match self {
-            ConvAlgo::Gemm => "gemm",
-            ConvAlgo::WinogradF2 => "winograd-f2",
-            ConvAlgo::WinogradF4 => "winograd-f4",
+            Variant::Gemm => "gemm",
+            Variant::WinogradF2 => "winograd-f2",
+            Variant::WinogradF4 => "winograd-f4",
+            Variant::PackedB => "packed-b",
+            Variant::Sgemm => "sgemm",
         }
     }
 
-    /// Parses [`ConvAlgo::name`].
-    pub fn parse(s: &str) -> Option<ConvAlgo> {
-        ConvAlgo::ALL.into_iter().find(|a| a.name() == s)
+    /// Parses [`Variant::name`].
+    pub fn parse(s: &str) -> Option<Variant> {
+        Variant::ALL.into_iter().find(|a| a.name() == s)
     }
 
-    /// Whether the algorithm can run a conv of this geometry.
-    pub fn applies(self, g: &ConvGeom) -> bool {
-        match self {
-            ConvAlgo::Gemm => true,
-            ConvAlgo::WinogradF2 | ConvAlgo::WinogradF4 => k::winograd_applies(g),
+    /// Whether the variant can run a layer of this shape.
+    pub fn applies(self, l: &LayerShape) -> bool {
+        match (self, l) {
+            (Variant::Gemm, LayerShape::Conv(_)) => true,
+            (Variant::WinogradF2 | Variant::WinogradF4, LayerShape::Conv(g)) => k::winograd_applies(g),
+            (Variant::PackedB | Variant::Sgemm, LayerShape::Dense { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// The variants that can run a layer of this shape.
+    pub fn candidates(l: &LayerShape) -> Vec<Variant> {
+        Variant::ALL.into_iter().filter(|v| v.applies(l)).collect()
+    }
+
+    /// The variant a layer gets without a measurement.
+    pub fn heuristic(l: &LayerShape) -> Variant {
+        match l {
+            LayerShape::Conv(g) => k::heuristic_conv(g),
+            LayerShape::Dense { m, .. } => k::heuristic_dense(*m),
         }
     }
 }
@@ -72,7 +110,7 @@ pub(crate) enum Loc {
 pub(crate) enum Kernel {
     Conv {
         geom: ConvGeom,
-        algo: ConvAlgo,
+        algo: Variant,
         w: Arc<k::ConvWeights>,
         bias: Option<Arc<Vec<f32>>>,
         act: pare_kernels::Act,
@@ -81,6 +119,7 @@ pub(crate) enum Kernel {
     },
     Dense {
         m: usize,
+        variant: Variant,
         w: Arc<DenseWeights>,
         act: pare_kernels::Act,
     },
@@ -136,12 +175,19 @@ pub(crate) struct Plan {
 }
 
 /// Weights packed once per runtime and shared by every plan (keyed by node name and algorithm).
-pub(crate) type WeightCache = Mutex<HashMap<(String, ConvAlgo), Arc<k::ConvWeights>>>;
+pub(crate) type WeightCache = Mutex<HashMap<(String, Variant), Arc<k::ConvWeights>>>;
 
 /// Inputs to plan building that come from the runtime.
 pub(crate) struct PlanCtx<'a> {
-    pub choices: &'a HashMap<String, ConvAlgo>,
+    pub choices: &'a HashMap<String, Variant>,
     pub weights: &'a WeightCache,
+}
+
+impl PlanCtx<'_> {
+    /// The variant chosen for node `name` where one was chosen and applies, else the heuristic.
+    fn choice(&self, name: &str, l: &LayerShape) -> Variant {
+        self.choices.get(name).copied().filter(|v| v.applies(l)).unwrap_or_else(|| Variant::heuristic(l))
+    }
 }
 
 fn konst(g: &Graph, v: Option<ValueId>) -> Option<&Tensor> {
@@ -568,7 +614,7 @@ impl Plan {
                     ),
                 }
             }
-            Kernel::Dense { m, w, act } => k::dense(*m, w, cx.inp(i0()?), *act, cx.out(s.outs[0])),
+            Kernel::Dense { m, w, act, .. } => k::dense(*m, w, cx.inp(i0()?), *act, cx.out(s.outs[0])),
             Kernel::MaxPool(geom) => pare_kernels::max_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), None),
             Kernel::AvgPool(geom, inc) => {
                 pare_kernels::avg_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), *inc)
@@ -782,12 +828,7 @@ impl Builder<'_> {
                         }
                     }
                 }
-                let algo = ctx
-                    .choices
-                    .get(&node.name)
-                    .copied()
-                    .filter(|a| a.applies(&geom))
-                    .unwrap_or_else(|| k::heuristic_algo(&geom));
+                let algo = ctx.choice(&node.name, &LayerShape::Conv(geom.clone()));
                 let key = (node.name.clone(), algo);
                 let wts = {
                     let mut cache = ctx.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))?;
@@ -834,9 +875,10 @@ impl Builder<'_> {
                     None => None,
                 };
                 let bf = b.as_slice::<f32>().ok_or_else(|| anyhow!("B is not f32"))?;
-                let w = Arc::new(DenseWeights::new(xs[0], kk, nn, bf, m.trans_b, m.alpha, bias));
+                let variant = ctx.choice(&node.name, &LayerShape::Dense { m: xs[0], k: kk, n: nn });
+                let w = Arc::new(DenseWeights::new(variant, kk, nn, bf, m.trans_b, m.alpha, bias));
                 ins.truncate(1);
-                Kernel::Dense { m: xs[0], w, act: ir_act(m.act) }
+                Kernel::Dense { m: xs[0], variant, w, act: ir_act(m.act) }
             }
             Op::MatMul if f32_out && self.in_arena(ins[0]) => {
                 let Some(b) = konst(g, ins[1]) else {
@@ -869,9 +911,10 @@ impl Builder<'_> {
                     }
                 }
                 let bf = b.as_slice::<f32>().unwrap();
-                let w = Arc::new(DenseWeights::new(m, kk, nn, bf, false, 1.0, bias));
+                let variant = ctx.choice(&node.name, &LayerShape::Dense { m, k: kk, n: nn });
+                let w = Arc::new(DenseWeights::new(variant, kk, nn, bf, false, 1.0, bias));
                 ins.truncate(1);
-                Kernel::Dense { m, w, act: pare_kernels::Act::None }
+                Kernel::Dense { m, variant, w, act: pare_kernels::Act::None }
             }
             Op::MaxPool(p) if f32_out && self.in_arena(ins[0]) && !p.indices => {
                 Kernel::MaxPool(pool_geom(p, &self.shape(ins[0].unwrap()))?.0)

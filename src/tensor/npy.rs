@@ -4,7 +4,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use half::f16;
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -36,7 +35,7 @@ pub fn read_npz(p: &Path) -> Result<Vec<(String, Tensor)>> {
 
 /// Writes a .npy file atomically (temporary file in the same directory, then rename).
 pub fn write_npy(p: &Path, t: &Tensor) -> Result<()> {
-    write_atomic(p, &npy_bytes(t))
+    crate::util::write_atomic(p, &npy_bytes(t))
 }
 
 /// Writes arrays into an uncompressed .npz file atomically; each is stored as `<name>.npy`.
@@ -51,7 +50,7 @@ pub fn write_npz(p: &Path, arrays: &[(String, Tensor)]) -> Result<()> {
         zip.write_all(&bytes)?;
     }
     let buf = zip.finish().context("finishing npz archive")?.into_inner();
-    write_atomic(p, &buf)
+    crate::util::write_atomic(p, &buf)
 }
 
 /// Encodes a tensor as the bytes of a .npy file (version 1.0, or 2.0 for very long headers).
@@ -339,33 +338,6 @@ impl Lexer<'_> {
             }
         }
     }
-}
-
-/// Writes `bytes` to `p` through a temporary file in the same directory and a rename.
-pub(crate) fn write_atomic(p: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let fname = p.file_name().ok_or_else(|| anyhow!("cannot write to {}: not a file path", p.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{}",
-        fname.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, p)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", p.display()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
