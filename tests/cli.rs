@@ -301,3 +301,39 @@ fn python_has_onnxruntime() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+#[test]
+fn compile_writes_a_standard_model_with_its_plan() {
+    let d = tmpdir("compile");
+    let (o, cache) = (d.join("compiled.onnx"), d.join("cache"));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pare"))
+            .args(args)
+            .env("PARE_CACHE_DIR", &cache)
+            .output()
+            .expect("run pare")
+    };
+    fails_with(&run(&["compile", MNIST, "-o", MNIST]), &["refusing to overwrite"]);
+    fails_with(&run(&["compile", MNIST, "-o", s(&o), "--budget=-1"]), &["--budget must be"]);
+    let out = run(&["compile", MNIST, "-o", s(&o), "--budget", "2", "--threads", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["layer", "chosen", "speedup", "Times212", "measured", "written to"] {
+        assert!(text.contains(want), "compile output lacks {want:?}:\n{text}");
+    }
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().starts_with("tune-")),
+        "no tuning cache written: {files:?}"
+    );
+    let g = pare::onnx::load(&o).unwrap();
+    assert!(g.metadata_value(pare::compile::stored::KEY).is_some());
+    let (_, notes) = pare::compile::stored::choices_for(&g, 1);
+    assert!(notes.is_empty(), "{notes:?}");
+    // The compiled file is a standard model: same outputs in pare and onnxruntime.
+    same_outputs(Path::new(MNIST), &o, &d);
+    // bench uses the stored plan and says when the thread count differs from it.
+    let b = run(&["bench", s(&o), "--threads", "2", "--iters", "3", "--warmup", "1"]);
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(String::from_utf8_lossy(&b.stderr).contains("tuned for 1 threads"));
+}

@@ -361,13 +361,7 @@ fn compile(
     for w in &c.warnings {
         eprintln!("warning: {w}");
     }
-    // The fingerprint is taken of the graph as it will be read back from the file.
-    let mut out = c.graph.clone();
-    out.set_metadata(stored::KEY, None);
-    let back = pare::onnx::load_bytes(&pare::onnx::to_bytes(&out)?)?;
-    let plan = stored::StoredPlan::new(&back, c.threads, c.batch, &c.choices)?;
-    stored::attach(&mut out, &plan)?;
-    pare::onnx::save(&out, output)?;
+    stored::save(&c.graph, output, c.threads, c.batch, &c.choices)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&c.layers)?);
     } else {

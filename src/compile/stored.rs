@@ -92,10 +92,22 @@ pub fn fingerprint(g: &Graph) -> Result<String> {
     Ok(h.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Stores `plan` in the graph's metadata.
-pub fn attach(g: &mut Graph, plan: &StoredPlan) -> Result<()> {
-    g.set_metadata(KEY, Some(serde_json::to_string(plan)?));
-    Ok(())
+/// Writes `graph` as an ONNX file (atomically) with a plan of `choices`, tuned for `threads`
+/// and `batch`, in its metadata. The fingerprint is taken of the graph as it will be read
+/// back from the file.
+pub fn save(
+    graph: &Graph,
+    path: &std::path::Path,
+    threads: usize,
+    batch: usize,
+    choices: &HashMap<String, Variant>,
+) -> Result<()> {
+    let mut out = graph.clone();
+    out.set_metadata(KEY, None);
+    let back = crate::onnx::load_bytes(&crate::onnx::to_bytes(&out)?)?;
+    let plan = StoredPlan::new(&back, threads, batch, choices)?;
+    out.set_metadata(KEY, Some(serde_json::to_string(&plan)?));
+    crate::onnx::save(&out, path)
 }
 
 /// The stored plan's choices for running `g` (as loaded from its file) on `threads` threads
