@@ -337,3 +337,34 @@ fn compile_writes_a_standard_model_with_its_plan() {
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     assert!(String::from_utf8_lossy(&b.stderr).contains("tuned for 1 threads"));
 }
+
+#[test]
+fn bench_compare_ort_times_the_same_file() {
+    if !common::have_python("numpy, onnxruntime") {
+        return;
+    }
+    // Batch 1 runs the file itself; batch 3 does not fit its fixed input, so onnxruntime
+    // gets a re-batched copy, and the output says so.
+    for (batch, rebatched) in [("1", false), ("3", true)] {
+        let out = pare(&[
+            "bench",
+            MNIST,
+            "--batch",
+            batch,
+            "--threads",
+            "1",
+            "--iters",
+            "3",
+            "--compare-ort",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let o = &v["onnxruntime"];
+        assert!(o["median_ms"].as_f64().unwrap() > 0.0, "{v}");
+        assert_eq!(o["rebatched"].as_bool(), Some(rebatched), "{v}");
+        let ratio = v["pare_over_ort_time"].as_f64().unwrap();
+        let want = v["latency_ms"]["p50"].as_f64().unwrap() / o["median_ms"].as_f64().unwrap();
+        assert!((ratio - want).abs() < 1e-9 * want, "{v}");
+    }
+}

@@ -85,6 +85,10 @@ enum Cmd {
         /// With --profile: show the slowest N steps (0: all).
         #[arg(long, default_value_t = 25)]
         top: usize,
+        /// Also time the same file in onnxruntime (python3 package), with the same threads,
+        /// inputs, warm-up and runs, and print the ratio.
+        #[arg(long)]
+        compare_ort: bool,
     },
     /// Optimise a model and choose each layer's kernel by measurement on this machine; write
     /// the model with the chosen plan stored in its metadata (`pare run` and `pare bench` use it).
@@ -111,13 +115,23 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Apply pare's graph optimisations (BN folding, activation fusion, ...) and write ONNX.
+    /// Apply pare's graph optimisations (BN folding, activation fusion, ...) and write ONNX;
+    /// then measure the model before and after (the speedup gate).
     Optimize {
         /// Input ONNX model (never overwritten).
         model: PathBuf,
         /// Output ONNX file.
         #[arg(short, long)]
         output: PathBuf,
+        /// Batch size to measure at; default: the model's own, 1 where symbolic.
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Worker threads to measure with (0: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Skip the before/after measurement.
+        #[arg(long)]
+        no_gate: bool,
     },
     /// Write a copy of a model with another batch size (also for models exported with a fixed batch).
     Reshape {
@@ -169,7 +183,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Run { model, inputs, seed, output_dir, batch, threads } => {
             run(&model, &inputs, seed, &output_dir, batch, threads)
         }
-        Cmd::Bench { model, batch, threads, warmup, iters, json, profile, top } => {
+        Cmd::Bench { model, batch, threads, warmup, iters, json, profile, top, compare_ort } => {
             let g = pare::onnx::load(&model)?;
             let choices = stored_choices(&model, &g, threads);
             let opts = BenchOptions { batch, threads, warmup, iters, seed: 0, choices };
@@ -185,17 +199,52 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 return Ok(());
             }
             let r = profile::bench(&g, &opts).with_context(|| format!("benchmarking {}", model.display()))?;
+            let ort = if compare_ort {
+                let c = profile::concrete(&g, batch)?;
+                let inputs = profile::random_inputs(&c, opts.seed)?;
+                Some(
+                    profile::ort_latency(Some(&model), &g, &c, &inputs, threads, warmup, iters)
+                        .with_context(|| format!("timing {} in onnxruntime", model.display())),
+                )
+            } else {
+                None
+            };
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                let mut v = serde_json::to_value(&r)?;
+                match &ort {
+                    Some(Ok(o)) => {
+                        v["onnxruntime"] = serde_json::to_value(o)?;
+                        v["pare_over_ort_time"] = (r.latency_ms.p50 / o.median_ms).into();
+                    }
+                    Some(Err(e)) => v["onnxruntime_error"] = format!("{e:#}").into(),
+                    None => {}
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_bench(&model.display().to_string(), &r);
+                match &ort {
+                    Some(Ok(o)) => {
+                        let ratio = r.latency_ms.p50 / o.median_ms;
+                        println!(
+                            "  onnxruntime {}: p50 {:.3} ms{}; pare/onnxruntime time {ratio:.2}x ({})",
+                            o.version,
+                            o.median_ms,
+                            if o.rebatched { " (on a re-batched copy pare wrote)" } else { "" },
+                            if ratio <= 1.0 { "pare is faster" } else { "onnxruntime is faster" }
+                        );
+                    }
+                    Some(Err(e)) => eprintln!("warning: onnxruntime not timed: {e:#}"),
+                    None => {}
+                }
             }
             Ok(())
         }
         Cmd::Compile { model, output, batch, threads, budget, no_cache, json } => {
             compile(&model, &output, batch, threads, budget, no_cache, json)
         }
-        Cmd::Optimize { model, output } => optimize(&model, &output),
+        Cmd::Optimize { model, output, batch, threads, no_gate } => {
+            optimize(&model, &output, (!no_gate).then_some((batch, threads)))
+        }
         Cmd::Reshape { model, batch, output } => {
             refuse_overwrite(&model, &output)?;
             let g = pare::passes::set_batch(&pare::onnx::load(&model)?, batch)?;
@@ -394,13 +443,29 @@ fn compile(
     Ok(())
 }
 
-fn optimize(model: &Path, output: &Path) -> Result<()> {
+fn optimize(model: &Path, output: &Path, gate: Option<(Option<usize>, usize)>) -> Result<()> {
     refuse_overwrite(model, output)?;
-    let mut g = pare::onnx::load(model)?;
+    let original = pare::onnx::load(model)?;
+    let mut g = original.clone();
     let before = g.node_count();
     pare::passes::optimize(&mut g)?;
+    // A stored plan named the original graph's nodes; it does not describe this one.
+    g.set_metadata(pare::compile::stored::KEY, None);
     pare::onnx::save(&g, output)?;
     println!("{} nodes -> {} nodes, written to {}", before, g.node_count(), output.display());
+    if let Some((batch, threads)) = gate {
+        // Both are timed as the files stand (pare's runtime would apply the same passes to the
+        // original on load), and in onnxruntime, which runs the written file.
+        let opts = profile::GateOptions {
+            batch,
+            threads,
+            pare_passes: false,
+            onnxruntime: true,
+            ..Default::default()
+        };
+        let r = profile::speedup_gate(&original, &g, &opts).context("measuring before and after")?;
+        println!("{}", r.summary("optimize"));
+    }
     Ok(())
 }
 

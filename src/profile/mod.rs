@@ -2,11 +2,15 @@
 
 mod alloc;
 mod bench;
+mod gate;
+mod ort;
 
 pub use alloc::{CountingAlloc, alloc_calls, current_bytes, peak_bytes, reset_peak};
 pub use bench::{
     BenchOptions, BenchResult, StepTime, bench, concrete, profile_steps, profile_table, random_inputs,
 };
+pub use gate::{GateOptions, GateReport, speedup_gate};
+pub use ort::{OrtTiming, ort_latency};
 
 use crate::ir::{Graph, fmt_shape};
 use crate::tensor::DType;
