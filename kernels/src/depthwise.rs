@@ -35,12 +35,177 @@ pub(crate) fn depthwise(
         bias_act(o, 0.0, act);
     };
     let out = &mut out[..geom.batch * c_out * p];
-    let threads = threads_for(geom.macs());
+    if mult == 1 && g3.outs[2] < SMALL_W && c_out >= CB {
+        return depthwise_small(geom, g3, x, w, bias, act, out);
+    }
+    // A depthwise conv does few multiply-accumulates per byte and per plane set-up, so it
+    // pays to split from an eighth of the MACs a GEMM-based conv needs (measured on
+    // MobileNetV2's 7x7 and 14x14 layers: `kbench dw`).
+    let threads = threads_for(geom.macs() * 8);
     if threads > 1 {
-        let min_len = ((crate::PAR_MIN_MACS / 4) as usize / (p * ks).max(1)).max(1);
+        let min_len = ((crate::PAR_MIN_MACS / 32) as usize / (p * ks).max(1)).max(1);
         out.par_chunks_mut(p).enumerate().with_min_len(min_len).for_each(f);
     } else {
         out.chunks_mut(p).enumerate().for_each(f);
+    }
+}
+
+/// Output rows narrower than this run channel-blocked ([`depthwise_small`]): a per-plane
+/// kernel vectorised along the width wastes most of each vector and pays its set-up per
+/// plane there. `kbench dw` (2 threads, AVX-512): 576×14² stride 2 (7-wide rows) 88 → 74 µs,
+/// 960×7² 108 → 69 µs; but 576×14² stride 1 (14-wide rows) 102 → 143 µs, where the
+/// tile transposes cost more than the vectors save, hence the bound.
+const SMALL_W: usize = 12;
+/// Channels per block of the channel-blocked kernel (one 512-bit vector).
+const CB: usize = 16;
+
+/// Depthwise conv with channel multiplier 1 and narrow output rows, vectorised across
+/// channels: each block of [`CB`] channels of one image is transposed into a zero-padded
+/// `[h][w][CB]` tile, every output position is then `CB` independent multiply-adds per
+/// tap, and results are written back to the planes. Channels past the last full block run
+/// the per-plane kernel.
+fn depthwise_small(
+    geom: &ConvGeom,
+    g3: &Geom3,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Act,
+    out: &mut [f32],
+) {
+    let c = geom.c_out;
+    let (p, in_plane, ks) = (g3.out_plane(), g3.in_plane(), g3.ksize());
+    let [_, ih_n, iw_n] = g3.ins;
+    let [_, oh_n, ow_n] = g3.outs;
+    let [_, kh_n, kw_n] = g3.k;
+    // Padded tile extent: every tap of every output lands inside it.
+    let hp = ((oh_n - 1) * g3.s[1] + (kh_n - 1) * g3.d[1] + 1).max(g3.pb[1] + ih_n);
+    let wp = ((ow_n - 1) * g3.s[2] + (kw_n - 1) * g3.d[2] + 1).max(g3.pb[2] + iw_n);
+    let blocks = c / CB;
+    let block = |(b, cb): (usize, usize), o: &mut [f32]| {
+        // `o`: the CB output planes of this block.
+        crate::with_scratch(hp * wp * CB + ks * CB, |buf| {
+            let (tile, wt) = buf.split_at_mut(hp * wp * CB);
+            tile.fill(0.0);
+            for j in 0..CB {
+                let ch = cb * CB + j;
+                let xi = &x[(b * c + ch) * in_plane..][..in_plane];
+                for ih in 0..ih_n {
+                    let trow = (ih + g3.pb[1]) * wp + g3.pb[2];
+                    for (iw, v) in xi[ih * iw_n..(ih + 1) * iw_n].iter().enumerate() {
+                        tile[(trow + iw) * CB + j] = *v;
+                    }
+                }
+                for t in 0..ks {
+                    wt[t * CB + j] = w[ch * ks + t];
+                }
+            }
+            let bv: [f32; CB] = std::array::from_fn(|j| bias.map_or(0.0, |bb| bb[cb * CB + j]));
+            small_block(g3, wp, tile, wt, &bv, act, o);
+        })
+    };
+    // Whole blocks in parallel (no task list: a run allocates nothing), tail channels after.
+    let par = threads_for(geom.macs() * 8) > 1;
+    for (b, img) in out.chunks_mut(c * p).enumerate() {
+        let full = &mut img[..blocks * CB * p];
+        if par {
+            full.par_chunks_mut(CB * p).enumerate().for_each(|(cb, o)| block((b, cb), o));
+        } else {
+            full.chunks_mut(CB * p).enumerate().for_each(|(cb, o)| block((b, cb), o));
+        }
+    }
+    if blocks * CB < c {
+        let tail = |(b, ch, o): (usize, usize, &mut [f32])| {
+            let xi = &x[(b * c + ch) * in_plane..][..in_plane];
+            dw_plane(g3, xi, &w[ch * ks..][..ks], bias.map_or(0.0, |bb| bb[ch]), o);
+            bias_act(o, 0.0, act);
+        };
+        for (b, img) in out.chunks_mut(c * p).enumerate() {
+            for (k, o) in img[blocks * CB * p..].chunks_mut(p).enumerate() {
+                tail((b, blocks * CB + k, o));
+            }
+        }
+    }
+}
+
+/// The outputs of one channel block from its padded `[h][w][CB]` tile and `[tap][CB]`
+/// weights, on the widest vector ISA present.
+fn small_block(g3: &Geom3, wp: usize, tile: &[f32], wt: &[f32], bv: &[f32; CB], act: Act, o: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::has_avx512() {
+            // SAFETY: avx512f checked at runtime.
+            return unsafe { small_block_avx512(g3, wp, tile, wt, bv, act, o) };
+        }
+        if crate::has_avx2() {
+            // SAFETY: avx2+fma checked at runtime.
+            return unsafe { small_block_avx2(g3, wp, tile, wt, bv, act, o) };
+        }
+    }
+    small_block_impl::<false>(g3, wp, tile, wt, bv, act, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn small_block_avx512(
+    g3: &Geom3,
+    wp: usize,
+    tile: &[f32],
+    wt: &[f32],
+    bv: &[f32; CB],
+    act: Act,
+    o: &mut [f32],
+) {
+    small_block_impl::<true>(g3, wp, tile, wt, bv, act, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_block_avx2(
+    g3: &Geom3,
+    wp: usize,
+    tile: &[f32],
+    wt: &[f32],
+    bv: &[f32; CB],
+    act: Act,
+    o: &mut [f32],
+) {
+    small_block_impl::<true>(g3, wp, tile, wt, bv, act, o)
+}
+
+#[inline(always)]
+fn small_block_impl<const FMA: bool>(
+    g3: &Geom3,
+    wp: usize,
+    tile: &[f32],
+    wt: &[f32],
+    bv: &[f32; CB],
+    act: Act,
+    o: &mut [f32],
+) {
+    let [_, oh_n, ow_n] = g3.outs;
+    let [_, kh_n, kw_n] = g3.k;
+    let p = oh_n * ow_n;
+    for oh in 0..oh_n {
+        for ow in 0..ow_n {
+            let mut acc = *bv;
+            for kh in 0..kh_n {
+                let r = (oh * g3.s[1] + kh * g3.d[1]) * wp;
+                for kw in 0..kw_n {
+                    let at = (r + ow * g3.s[2] + kw * g3.d[2]) * CB;
+                    let xv: &[f32; CB] = tile[at..at + CB].try_into().unwrap();
+                    let wv: &[f32; CB] = wt[(kh * kw_n + kw) * CB..][..CB].try_into().unwrap();
+                    for j in 0..CB {
+                        acc[j] = fmadd::<FMA>(wv[j], xv[j], acc[j]);
+                    }
+                }
+            }
+            bias_act(&mut acc, 0.0, act);
+            let q = oh * ow_n + ow;
+            for (j, v) in acc.iter().enumerate() {
+                o[j * p + q] = *v;
+            }
+        }
     }
 }
 
