@@ -52,9 +52,10 @@ pub(crate) fn depthwise(
 
 /// Output rows narrower than this run channel-blocked ([`depthwise_small`]): a per-plane
 /// kernel vectorised along the width wastes most of each vector and pays its set-up per
-/// plane there. `kbench dw` (2 threads, AVX-512): 576×14² stride 2 (7-wide rows) 88 → 74 µs,
-/// 960×7² 108 → 69 µs; but 576×14² stride 1 (14-wide rows) 102 → 143 µs, where the
-/// tile transposes cost more than the vectors save, hence the bound.
+/// plane there. `kbench dw` (2 threads, AVX-512, per-plane → blocked): 576×14² stride 2
+/// (7-wide rows) 92 → 49 µs, 960×7² 114 → 59 µs, at batch 32 3.0 → 2.4 ms and 3.7 → 2.3 ms;
+/// but 576×14² stride 1 (14-wide rows) 101 → 150 µs, where the tile transposes cost more
+/// than the vectors save, hence the bound.
 const SMALL_W: usize = 12;
 /// Channels per block of the channel-blocked kernel (one 512-bit vector).
 const CB: usize = 16;
@@ -84,24 +85,37 @@ fn depthwise_small(
     let blocks = c / CB;
     let block = |(b, cb): (usize, usize), o: &mut [f32]| {
         // `o`: the CB output planes of this block.
-        crate::with_scratch(hp * wp * CB + ks * CB, |buf| {
-            let (tile, wt) = buf.split_at_mut(hp * wp * CB);
+        crate::with_scratch(hp * wp * CB + ks * CB + p * CB, |buf| {
+            let (tile, rest) = buf.split_at_mut(hp * wp * CB);
+            let (wt, otile) = rest.split_at_mut(ks * CB);
+            // Transpose in: one output position's 16 channels at a time (16 sequential read
+            // streams, contiguous 64-byte writes).
+            let planes: [&[f32]; CB] =
+                std::array::from_fn(|j| &x[(b * c + cb * CB + j) * in_plane..][..in_plane]);
             tile.fill(0.0);
-            for j in 0..CB {
-                let ch = cb * CB + j;
-                let xi = &x[(b * c + ch) * in_plane..][..in_plane];
-                for ih in 0..ih_n {
-                    let trow = (ih + g3.pb[1]) * wp + g3.pb[2];
-                    for (iw, v) in xi[ih * iw_n..(ih + 1) * iw_n].iter().enumerate() {
-                        tile[(trow + iw) * CB + j] = *v;
+            for ih in 0..ih_n {
+                let trow = (ih + g3.pb[1]) * wp + g3.pb[2];
+                for iw in 0..iw_n {
+                    let at = (trow + iw) * CB;
+                    let v: &mut [f32; CB] = (&mut tile[at..at + CB]).try_into().unwrap();
+                    for j in 0..CB {
+                        v[j] = planes[j][ih * iw_n + iw];
                     }
                 }
+            }
+            for j in 0..CB {
                 for t in 0..ks {
-                    wt[t * CB + j] = w[ch * ks + t];
+                    wt[t * CB + j] = w[(cb * CB + j) * ks + t];
                 }
             }
             let bv: [f32; CB] = std::array::from_fn(|j| bias.map_or(0.0, |bb| bb[cb * CB + j]));
-            small_block(g3, wp, tile, wt, &bv, act, o);
+            small_block(g3, wp, tile, wt, &bv, act, otile);
+            // Transpose out: plane by plane, contiguous writes.
+            for (j, plane) in o.chunks_mut(p).enumerate() {
+                for (q, v) in plane.iter_mut().enumerate() {
+                    *v = otile[q * CB + j];
+                }
+            }
         })
     };
     // Whole blocks in parallel (no task list: a run allocates nothing), tail channels after.
@@ -128,8 +142,8 @@ fn depthwise_small(
     }
 }
 
-/// The outputs of one channel block from its padded `[h][w][CB]` tile and `[tap][CB]`
-/// weights, on the widest vector ISA present.
+/// The outputs of one channel block, `[position][CB]` into `o`, from its padded
+/// `[h][w][CB]` tile and `[tap][CB]` weights, on the widest vector ISA present.
 fn small_block(g3: &Geom3, wp: usize, tile: &[f32], wt: &[f32], bv: &[f32; CB], act: Act, o: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -185,7 +199,6 @@ fn small_block_impl<const FMA: bool>(
 ) {
     let [_, oh_n, ow_n] = g3.outs;
     let [_, kh_n, kw_n] = g3.k;
-    let p = oh_n * ow_n;
     for oh in 0..oh_n {
         for ow in 0..ow_n {
             let mut acc = *bv;
@@ -202,9 +215,7 @@ fn small_block_impl<const FMA: bool>(
             }
             bias_act(&mut acc, 0.0, act);
             let q = oh * ow_n + ow;
-            for (j, v) in acc.iter().enumerate() {
-                o[j * p + q] = *v;
-            }
+            o[q * CB..(q + 1) * CB].copy_from_slice(&acc);
         }
     }
 }
