@@ -368,3 +368,40 @@ fn bench_compare_ort_times_the_same_file() {
         assert!((ratio - want).abs() < 1e-9 * want, "{v}");
     }
 }
+
+#[test]
+fn optimize_explain_lists_rewrites_and_near_misses() {
+    let d = tmpdir("explain");
+    let o = d.join("opt.onnx");
+    // mnist-conv: activations fuse into its convs.
+    let out = pare(&["optimize", MNIST, "-o", s(&o), "--explain", "--no-gate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fuse_activation: fired") && text.contains("fired on Conv"), "{text}");
+
+    // A Conv read by both a BatchNorm and a Relu: neither rule may fire, and both say why.
+    let m = d.join("shared_conv.onnx");
+    let t = |name: &str, v: Vec<f32>, shape: Vec<usize>| {
+        pare::onnx::tensor_to_proto(name, &Tensor::from_vec(shape, v))
+    };
+    let inits = vec![
+        t("w", vec![0.5; 4], vec![2, 2, 1, 1]),
+        t("s", vec![1.0, 2.0], vec![2]),
+        t("b", vec![0.0, 0.1], vec![2]),
+        t("m", vec![0.0, 0.0], vec![2]),
+        t("v", vec![1.0, 1.0], vec![2]),
+    ];
+    let nodes = vec![
+        node("Conv", &["x", "w"], &["c"]),
+        node("BatchNormalization", &["c", "s", "b", "m", "v"], &["bn"]),
+        node("Relu", &["c"], &["r"]),
+        node("Add", &["bn", "r"], &["y"]),
+    ];
+    write_model(&m, nodes, inits, &[1, 2, 4, 4]);
+    let out = pare(&["optimize", s(&m), "-o", s(&o), "--explain", "--no-gate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fold_batchnorm: fired 0 time(s), 1 near miss(es)"), "{text}");
+    assert!(text.contains("fuse_activation: fired 0 time(s), 1 near miss(es)"), "{text}");
+    assert_eq!(text.matches("has 2 readers").count(), 2, "{text}");
+}

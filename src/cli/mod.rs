@@ -132,6 +132,10 @@ enum Cmd {
         /// Skip the before/after measurement.
         #[arg(long)]
         no_gate: bool,
+        /// List every rewrite made (rule and node), and where a rule nearly matched but did
+        /// not fire, and why.
+        #[arg(long)]
+        explain: bool,
     },
     /// Write a copy of a model with another batch size (also for models exported with a fixed batch).
     Reshape {
@@ -242,8 +246,8 @@ fn dispatch(cmd: Cmd) -> Result<()> {
         Cmd::Compile { model, output, batch, threads, budget, no_cache, json } => {
             compile(&model, &output, batch, threads, budget, no_cache, json)
         }
-        Cmd::Optimize { model, output, batch, threads, no_gate } => {
-            optimize(&model, &output, (!no_gate).then_some((batch, threads)))
+        Cmd::Optimize { model, output, batch, threads, no_gate, explain } => {
+            optimize(&model, &output, (!no_gate).then_some((batch, threads)), explain)
         }
         Cmd::Reshape { model, batch, output } => {
             refuse_overwrite(&model, &output)?;
@@ -443,12 +447,15 @@ fn compile(
     Ok(())
 }
 
-fn optimize(model: &Path, output: &Path, gate: Option<(Option<usize>, usize)>) -> Result<()> {
+fn optimize(model: &Path, output: &Path, gate: Option<(Option<usize>, usize)>, explain: bool) -> Result<()> {
     refuse_overwrite(model, output)?;
     let original = pare::onnx::load(model)?;
     let mut g = original.clone();
     let before = g.node_count();
-    pare::passes::optimize(&mut g)?;
+    let why = pare::passes::optimize_explained(&mut g)?;
+    if explain {
+        print_explanation(&why);
+    }
     // A stored plan named the original graph's nodes; it does not describe this one.
     g.set_metadata(pare::compile::stored::KEY, None);
     pare::onnx::save(&g, output)?;
@@ -467,6 +474,27 @@ fn optimize(model: &Path, output: &Path, gate: Option<(Option<usize>, usize)>) -
         println!("{}", r.summary("optimize"));
     }
     Ok(())
+}
+
+fn print_explanation(e: &pare::passes::Explanation) {
+    let mut rules: Vec<&str> = e.fired.iter().map(|(r, _)| r.as_str()).collect();
+    rules.extend(e.near_misses.iter().map(|(r, _, _)| r.as_str()));
+    rules.sort();
+    rules.dedup();
+    for rule in rules {
+        let fired: Vec<&String> = e.fired.iter().filter(|(r, _)| r == rule).map(|(_, n)| n).collect();
+        let near: Vec<_> = e.near_misses.iter().filter(|(r, _, _)| r == rule).collect();
+        println!("{rule}: fired {} time(s), {} near miss(es)", fired.len(), near.len());
+        for n in fired {
+            println!("  fired on {n}");
+        }
+        for (_, n, why) in near {
+            println!("  not on {n}: {why}");
+        }
+    }
+    if e.fired.is_empty() && e.near_misses.is_empty() {
+        println!("no rule fired or nearly matched");
+    }
 }
 
 /// Errors if `output` is the same file as `input`.

@@ -219,3 +219,118 @@ pub fn conv_absorb_affine(g: &Graph, n: NodeId, uses: &Uses) -> Option<Patch> {
     p.remove(n);
     Some(p)
 }
+
+/// Why a fusion rule did not fire on a node where its pattern nearly matched (the anchor
+/// ops are there but a condition fails), for `pare optimize --explain`. Run on the graph
+/// after the rules reached their fixed point; each entry is `(rule, node description, why)`.
+pub fn near_misses(g: &Graph) -> Vec<(&'static str, String, String)> {
+    let uses = Uses::of(g);
+    let mut out = Vec::new();
+    let Ok(order) = g.topo_order() else { return out };
+    let readers = |v: ValueId| {
+        let k = uses.readers(v).len();
+        if uses.is_output(v) {
+            format!("is a graph output and has {k} reader(s)")
+        } else {
+            format!("has {k} readers")
+        }
+    };
+    for n in order {
+        let Ok(node) = g.node(n) else { continue };
+        let here = g.describe_node(n);
+        let producer = |i: usize| {
+            let v = node.inputs.get(i).copied().flatten()?;
+            let (p, _) = g.value(v).producer?;
+            Some((v, p, g.node(p).ok()?))
+        };
+        match &node.op {
+            Op::BatchNorm(a) => {
+                let why = match producer(0) {
+                    _ if a.training => Some("it is in training mode".to_string()),
+                    None => Some("its input is not produced by a node (a graph input or constant)".into()),
+                    Some((_, _, p)) if !matches!(p.op, Op::Conv(_)) => {
+                        Some(format!("its input comes from {} \"{}\", not a Conv", p.op.onnx_name(), p.name))
+                    }
+                    Some((_, _, p)) if matches!(&p.op, Op::Conv(c) if c.act != Act::None) => {
+                        Some(format!("Conv \"{}\" already has a fused activation", p.name))
+                    }
+                    Some((v, _, p)) if uses.sole_consumer(v) != Some(n) => {
+                        Some(format!("the output of Conv \"{}\" {}", p.name, readers(v)))
+                    }
+                    Some((_, _, p)) if konst(g, p.inputs[1]).is_none() => {
+                        Some(format!("the weights of Conv \"{}\" are not constant", p.name))
+                    }
+                    Some(_) => Some("its scale, bias, mean or variance is not a constant f32 tensor".into()),
+                };
+                out.extend(why.map(|w| ("fold_batchnorm", here.clone(), w)));
+            }
+            _ if as_act(g, n).is_some() => {
+                let Some((v, _, p)) = producer(0) else { continue };
+                let why = match &p.op {
+                    Op::Conv(c) if c.act != Act::None => {
+                        Some(format!("Conv \"{}\" already has an activation", p.name))
+                    }
+                    Op::Gemm(m) if m.act != Act::None => {
+                        Some(format!("Gemm \"{}\" already has an activation", p.name))
+                    }
+                    Op::Conv(_) | Op::Gemm(_) if uses.sole_consumer(v) != Some(n) => {
+                        Some(format!("the output of {} \"{}\" {}", p.op.onnx_name(), p.name, readers(v)))
+                    }
+                    Op::Conv(_) | Op::Gemm(_) if g.fact(v).dtype != crate::tensor::DType::F32 => {
+                        Some(format!("the output of \"{}\" is {}, not f32", p.name, g.fact(v).dtype))
+                    }
+                    Op::MatMul => Some(format!(
+                        "it follows MatMul \"{}\", which has no fused epilogue (MatMul+Add becomes a Gemm only \
+                         with a 2-D input, a constant 2-D weight and a per-column constant bias)",
+                        p.name
+                    )),
+                    _ => None,
+                };
+                out.extend(why.map(|w| ("fuse_activation", here.clone(), w)));
+            }
+            Op::MatMul => {
+                let Some(next) = uses.sole_consumer(node.outputs[0]) else { continue };
+                let Ok(add) = g.node(next) else { continue };
+                if add.op != Op::Binary(Binary::Add) {
+                    continue;
+                }
+                let a_rank = node.inputs[0].map(|a| g.fact(a).rank());
+                let why = match konst(g, node.inputs[1]) {
+                    None => "its weight (second input) is not constant".to_string(),
+                    Some(b) if b.rank() != 2 => format!("its constant weight is rank {}, not 2", b.rank()),
+                    Some(_) if a_rank != Some(2) => format!(
+                        "its input is rank {}; Gemm is 2-D (a batched MatMul stays a MatMul)",
+                        a_rank.unwrap_or(0)
+                    ),
+                    Some(_) => "the added operand is not a constant per-column bias".to_string(),
+                };
+                out.push(("matmul_add_to_gemm", here.clone(), why));
+            }
+            Op::Conv(c) if c.act == Act::None => {
+                let y = node.outputs[0];
+                let Some(next) = uses.sole_consumer(y) else { continue };
+                let Ok(nx) = g.node(next) else { continue };
+                if !matches!(nx.op, Op::Binary(Binary::Add) | Op::Binary(Binary::Mul)) {
+                    continue;
+                }
+                let other = if nx.inputs[0] == Some(y) { nx.inputs[1] } else { nx.inputs[0] };
+                let why = match konst(g, other) {
+                    None => format!(
+                        "its {} \"{}\" adds a computed tensor (a residual is fused at plan time instead)",
+                        nx.op.onnx_name(),
+                        nx.name
+                    ),
+                    Some(t) => format!(
+                        "the {} operand of \"{}\" has shape {:?}, not one value per output channel",
+                        nx.op.onnx_name(),
+                        nx.name,
+                        t.shape()
+                    ),
+                };
+                out.push(("conv_absorb_affine", here.clone(), why));
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -51,6 +51,15 @@ pub type Rule = fn(&Graph, NodeId, &Uses) -> Option<Patch>;
 /// Applies `rules` until none fires (dead nodes are removed first, so they never block a
 /// rule); returns how many rewrites were made.
 pub fn run_rules(g: &mut Graph, rules: &[(&str, Rule)]) -> Result<usize> {
+    run_rules_logged(g, rules, &mut |_, _| {})
+}
+
+/// [`run_rules`], telling `log` each rule that fired and the node it fired on.
+pub fn run_rules_logged(
+    g: &mut Graph,
+    rules: &[(&str, Rule)],
+    log: &mut dyn FnMut(&str, String),
+) -> Result<usize> {
     let mut total = 0;
     loop {
         let mut changed = false;
@@ -66,6 +75,7 @@ pub fn run_rules(g: &mut Graph, rules: &[(&str, Rule)]) -> Result<usize> {
                 if let Some(p) = rule(g, n, &uses) {
                     let what = g.describe_node(n);
                     p.apply(g).with_context(|| format!("pass {name} on {what}"))?;
+                    log(name, what);
                     uses = Uses::of(g);
                     total += 1;
                     changed = true;
@@ -81,15 +91,38 @@ pub fn run_rules(g: &mut Graph, rules: &[(&str, Rule)]) -> Result<usize> {
 
 /// The default inference optimisation pipeline.
 pub fn optimize(g: &mut Graph) -> Result<()> {
-    run_rules(
-        g,
-        &[
-            ("remove_identity", remove_identity),
-            ("fold_batchnorm", fold_batchnorm),
-            ("conv_absorb_affine", conv_absorb_affine),
-            ("matmul_add_to_gemm", matmul_add_to_gemm),
-            ("fuse_activation", fuse_activation),
-        ],
-    )?;
+    optimize_logged(g, &mut |_, _| {})
+}
+
+/// The rules of [`optimize`], in order.
+const RULES: &[(&str, Rule)] = &[
+    ("remove_identity", remove_identity),
+    ("fold_batchnorm", fold_batchnorm),
+    ("conv_absorb_affine", conv_absorb_affine),
+    ("matmul_add_to_gemm", matmul_add_to_gemm),
+    ("fuse_activation", fuse_activation),
+];
+
+/// [`optimize`], telling `log` each rule that fired and where.
+pub fn optimize_logged(g: &mut Graph, log: &mut dyn FnMut(&str, String)) -> Result<()> {
+    run_rules_logged(g, RULES, log)?;
     g.compact().context("graph invalid after optimisation")
+}
+
+/// What [`optimize`] did, for `pare optimize --explain`.
+#[derive(Clone, Debug, Default)]
+pub struct Explanation {
+    /// `(rule, node)` for every rewrite, in order.
+    pub fired: Vec<(String, String)>,
+    /// `(rule, node, why)` where a rule's pattern nearly matched the optimised graph but a
+    /// condition failed.
+    pub near_misses: Vec<(String, String, String)>,
+}
+
+/// Runs [`optimize`] and explains it: the rewrites made, and the near misses left.
+pub fn optimize_explained(g: &mut Graph) -> Result<Explanation> {
+    let mut e = Explanation::default();
+    optimize_logged(g, &mut |rule, node| e.fired.push((rule.to_string(), node)))?;
+    e.near_misses = fuse::near_misses(g).into_iter().map(|(r, n, w)| (r.to_string(), n, w)).collect();
+    Ok(e)
 }
