@@ -166,3 +166,34 @@ fn tuning_measures_caches_and_reuses() {
     let k = cache::TuneCache::open(&file, &cpu);
     assert!(k.warnings.is_empty() && !k.is_empty(), "{:?}", k.warnings);
 }
+
+/// Choices are keyed by node name, so layers of files with unnamed (same-named) nodes are
+/// left on the heuristic, with a warning, instead of sharing one measured choice.
+#[test]
+fn layers_with_shared_names_are_not_tuned() {
+    use pare::ir::{Act, AutoPad, Conv, Op, known_shape};
+    use pare::tensor::{DType, Tensor};
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, known_shape(&[1, 16, 16, 16]));
+    let conv = || {
+        Op::Conv(Conv {
+            kernel: vec![3, 3],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads: vec![1, 1, 1, 1],
+            auto_pad: AutoPad::NotSet,
+            group: 1,
+            act: Act::None,
+        })
+    };
+    let w1 = g.add_const("w1", Tensor::from_vec(vec![16, 16, 3, 3], vec![0.01f32; 16 * 16 * 9]));
+    let w2 = g.add_const("w2", Tensor::from_vec(vec![16, 16, 3, 3], vec![0.02f32; 16 * 16 * 9]));
+    let y = g.add_node("Conv", conv(), vec![Some(x), Some(w1)]).unwrap()[0];
+    let z = g.add_node("Conv", conv(), vec![Some(y), Some(w2)]).unwrap()[0];
+    g.set_outputs(vec![z]);
+    let c = compile::compile(&g, &opts(None, 60.0), &mut no_progress()).unwrap();
+    assert_eq!(c.layers.len(), 2);
+    assert!(c.layers.iter().all(|l| l.source == Source::Heuristic && l.chosen == l.heuristic));
+    assert!(c.choices.is_empty());
+    assert!(c.warnings.iter().any(|w| w.contains("share their node names")), "{:?}", c.warnings);
+}

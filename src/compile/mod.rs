@@ -199,11 +199,33 @@ pub fn compile(graph: &Graph, opts: &CompileOptions, progress: Progress) -> Resu
         })
         .collect();
 
+    // Choices are keyed by node name: layers whose name is not unique (files with unnamed
+    // nodes) cannot carry one, and stay on the heuristic.
+    let mut named: HashMap<&str, usize> = HashMap::new();
+    for l in &layers {
+        *named.entry(l.node.as_str()).or_default() += 1;
+    }
+    let shared = |i: usize| named[layers[i].node.as_str()] > 1;
+    let n_shared = (0..layers.len()).filter(|&i| shared(i)).count();
+    if tuning && n_shared > 0 {
+        warnings.push(format!(
+            "{n_shared} tunable layers share their node names with others (e.g. \"{}\"); they keep \
+             heuristic kernels (give the nodes unique names to tune them)",
+            layers[(0..layers.len()).find(|&i| shared(i)).unwrap_or(0)].node
+        ));
+    }
+    for (i, c) in out.iter_mut().enumerate() {
+        if shared(i) && c.source == Source::Cached {
+            c.source = Source::Heuristic;
+            c.chosen = c.heuristic;
+            c.times_ms.clear();
+        }
+    }
     // Layers to measure, with their candidates.
     let pending: Vec<(usize, Vec<Variant>)> = if tuning {
         out.iter()
             .enumerate()
-            .filter(|(_, c)| c.source == Source::Heuristic)
+            .filter(|(i, c)| c.source == Source::Heuristic && !shared(*i))
             .map(|(i, _)| (i, Variant::candidates(&layers[i].shape)))
             .collect()
     } else {
