@@ -197,3 +197,53 @@ fn layers_with_shared_names_are_not_tuned() {
     assert!(c.choices.is_empty());
     assert!(c.warnings.iter().any(|w| w.contains("share their node names")), "{:?}", c.warnings);
 }
+
+/// The `sgemm` variant of 1×1 convs (with bias, activation and a fused residual) computes
+/// what the packed-GEMM kernel computes, and the tuner offers it.
+#[test]
+fn pointwise_conv_sgemm_variant_matches_gemm() {
+    use pare::ir::{Act, AutoPad, Binary, Conv, Op, Unary, known_shape};
+    use pare::tensor::{DType, Tensor};
+    use rand::{Rng, SeedableRng};
+    let mut r = rand::rngs::StdRng::seed_from_u64(9);
+    let mut rand_t = |shape: Vec<usize>| {
+        let n = shape.iter().product();
+        Tensor::from_vec(shape, (0..n).map(|_| r.random_range(-0.5f32..0.5)).collect())
+    };
+    let conv = Op::Conv(Conv {
+        kernel: vec![1, 1],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![0, 0, 0, 0],
+        auto_pad: AutoPad::NotSet,
+        group: 1,
+        act: Act::None,
+    });
+    let mut g = Graph::new();
+    let x = g.add_input("x", DType::F32, known_shape(&[2, 16, 9, 7]));
+    let (w1, b1) = (g.add_const("w1", rand_t(vec![32, 16, 1, 1])), g.add_const("b1", rand_t(vec![32])));
+    let (w2, b2) = (g.add_const("w2", rand_t(vec![32, 32, 1, 1])), g.add_const("b2", rand_t(vec![32])));
+    let a = g.add_node("pw1", conv.clone(), vec![Some(x), Some(w1), Some(b1)]).unwrap()[0];
+    let ra = g.add_node("relu1", Op::Unary(Unary::Relu), vec![Some(a)]).unwrap()[0];
+    let c = g.add_node("pw2", conv, vec![Some(ra), Some(w2), Some(b2)]).unwrap()[0];
+    let s = g.add_node("res", Op::Binary(Binary::Add), vec![Some(c), Some(a)]).unwrap()[0];
+    let y = g.add_node("relu2", Op::Unary(Unary::Relu), vec![Some(s)]).unwrap()[0];
+    g.set_outputs(vec![y]);
+    let inputs = random_inputs(&g, 1).unwrap();
+    let o = RunOptions { threads: 2, optimize: true };
+    let heur = Runtime::new(g.clone(), o.clone()).unwrap();
+    let layers = heur.layers(&inputs).unwrap();
+    assert_eq!(layers.len(), 2);
+    for l in &layers {
+        assert_eq!(Variant::candidates(&l.shape), vec![Variant::Gemm, Variant::Sgemm], "{}", l.node);
+    }
+    assert!(layers.iter().any(|l| l.signature.contains("residual=true")), "{layers:?}");
+    let choices: HashMap<String, Variant> = layers.iter().map(|l| (l.node.clone(), Variant::Sgemm)).collect();
+    let tuned = Runtime::with_choices(g, o, choices).unwrap();
+    assert!(tuned.layers(&inputs).unwrap().iter().all(|l| l.variant == Variant::Sgemm));
+    let want = heur.run(inputs.clone()).unwrap();
+    let got = tuned.run(inputs).unwrap();
+    let (w, gt) = (want[0].f32s().unwrap(), got[0].f32s().unwrap());
+    let err = w.iter().zip(gt).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err < 1e-4, "sgemm 1x1 conv differs by {err}");
+}

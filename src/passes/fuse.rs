@@ -299,7 +299,7 @@ pub fn near_misses(g: &Graph) -> Vec<(&'static str, String, String)> {
                     None => "its weight (second input) is not constant".to_string(),
                     Some(b) if b.rank() != 2 => format!("its constant weight is rank {}, not 2", b.rank()),
                     Some(_) if a_rank != Some(2) => format!(
-                        "its input is rank {}; Gemm is 2-D (a batched MatMul stays a MatMul)",
+                        "its input is rank {}; Gemm is 2-D (pare's runtime still fuses a constant bias into its dense kernel at plan time)",
                         a_rank.unwrap_or(0)
                     ),
                     Some(_) => "the added operand is not a constant per-column bias".to_string(),

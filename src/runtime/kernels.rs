@@ -57,6 +57,9 @@ enum Packed {
     Gemm(PackedConv),
     /// Winograd-transformed 3×3 weights.
     Winograd(WinogradConv),
+    /// Row-major `[c_out, c_in]` weights of a 1×1 stride-1 unpadded conv, run per image as
+    /// one `sgemm` (the `gemm` crate) over the input planes.
+    Plain(Vec<f32>),
 }
 
 impl ConvWeights {
@@ -70,6 +73,7 @@ impl ConvWeights {
             Variant::WinogradF4 if winograd_applies(geom) => {
                 Packed::Winograd(WinogradConv::new(WinoTile::F4, geom.c_in, geom.c_out, w))
             }
+            Variant::Sgemm if pointwise_applies(geom) => Packed::Plain(w[..geom.c_out * geom.c_in].to_vec()),
             _ => Packed::Gemm(PackedConv::new(geom, w)),
         };
         ConvWeights {
@@ -88,8 +92,21 @@ impl ConvWeights {
             && self.c_out == geom.c_out
             && self.groups == geom.groups
             && self.kernel == geom.kernel
-            && (matches!(self.packed, Packed::Gemm(_)) || winograd_applies(geom))
+            && match self.packed {
+                Packed::Gemm(_) => true,
+                Packed::Winograd(_) => winograd_applies(geom),
+                Packed::Plain(_) => pointwise_applies(geom),
+            }
     }
+}
+
+/// Whether a conv is a plain matrix product per image: 1×1 kernel, stride 1, no padding,
+/// one group (dilation does not matter for a 1×1 kernel).
+pub(crate) fn pointwise_applies(g: &ConvGeom) -> bool {
+    g.groups == 1
+        && g.kernel.iter().all(|&k| k == 1)
+        && g.strides.iter().all(|&s| s == 1)
+        && g.pads_begin.iter().chain(&g.pads_end).all(|&p| p == 0)
 }
 
 /// Whether a Winograd kernel can run this conv (2-D 3×3, stride 1, dilation 1, one group).
@@ -124,6 +141,19 @@ pub(crate) fn conv(
     match &w.packed {
         Packed::Gemm(p) => pare_kernels::conv_packed_fused(geom, x, p, bias, accumulate, act, out),
         Packed::Winograd(wc) => wc.run(geom, x, bias, accumulate, act, out),
+        Packed::Plain(wt) => {
+            let (ci, co) = (geom.c_in, geom.c_out);
+            let p: usize = geom.in_spatial.iter().product();
+            for b in 0..geom.batch {
+                let xb = &x[b * ci * p..][..ci * p];
+                let ob = &mut out[b * co * p..][..co * p];
+                let beta = if accumulate { 1.0 } else { 0.0 };
+                pare_kernels::sgemm(co, p, ci, 1.0, wt, ci, false, xb, p, false, beta, ob, p);
+                for (c, row) in ob.chunks_mut(p).enumerate() {
+                    bias_act(row, bias.map_or(0.0, |bb| bb[c]), act);
+                }
+            }
+        }
     }
 }
 

@@ -30,7 +30,8 @@ pub enum Variant {
     WinogradF4,
     /// Dense: weights pre-packed into GEMM panels once.
     PackedB,
-    /// Dense: the blocked `sgemm`, which packs both operands per call.
+    /// Dense, and 1×1 stride-1 unpadded convs (per image): the blocked `sgemm`, which packs
+    /// both operands per call.
     Sgemm,
 }
 
@@ -76,6 +77,7 @@ impl Variant {
         match (self, l) {
             (Variant::Gemm, LayerShape::Conv(_)) => true,
             (Variant::WinogradF2 | Variant::WinogradF4, LayerShape::Conv(g)) => k::winograd_applies(g),
+            (Variant::Sgemm, LayerShape::Conv(g)) => k::pointwise_applies(g),
             (Variant::PackedB | Variant::Sgemm, LayerShape::Dense { .. }) => true,
             _ => false,
         }
