@@ -452,9 +452,10 @@ fn optimize(model: &Path, output: &Path, gate: Option<(Option<usize>, usize)>, e
     let original = pare::onnx::load(model)?;
     let mut g = original.clone();
     let before = g.node_count();
-    let why = pare::passes::optimize_explained(&mut g)?;
     if explain {
-        print_explanation(&why);
+        print_explanation(&pare::passes::optimize_explained(&mut g)?);
+    } else {
+        pare::passes::optimize(&mut g)?;
     }
     // A stored plan named the original graph's nodes; it does not describe this one.
     g.set_metadata(pare::compile::stored::KEY, None);

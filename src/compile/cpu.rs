@@ -15,9 +15,12 @@ pub struct CpuId {
 }
 
 impl CpuId {
-    /// The machine this process runs on.
+    /// The machine this process runs on. The model name and features are read once per
+    /// process; the ISA is read on every call, since `PARE_ISA` / `force_isa` may lower it.
     pub fn detect() -> CpuId {
-        CpuId { model: model_name(), features: features(), isa: format!("{:?}", pare_kernels::isa()) }
+        static FIXED: std::sync::OnceLock<(String, Vec<String>)> = std::sync::OnceLock::new();
+        let (model, features) = FIXED.get_or_init(|| (model_name(), features()));
+        CpuId { model: model.clone(), features: features.clone(), isa: format!("{:?}", pare_kernels::isa()) }
     }
 
     /// One line for messages: `model [isa; features]`.

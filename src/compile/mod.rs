@@ -14,7 +14,7 @@ pub mod cpu;
 pub mod stored;
 
 use crate::ir::Graph;
-use crate::profile::{concrete, random_inputs};
+use crate::profile::{batch_of, concrete, interleaved_medians, median, random_inputs};
 use crate::runtime::{Layer, RunOptions, Runtime, Variant};
 use crate::tensor::Tensor;
 use anyhow::Result;
@@ -117,11 +117,6 @@ const MARGIN: f64 = 0.03;
 /// Progress callback: `(what, done, total)`.
 pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64);
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 /// Per-step median times (ms) of `iters` profiled runs, keyed by step name.
 fn step_medians(rt: &Runtime, inputs: &[Tensor], iters: usize) -> Result<HashMap<String, f64>> {
     let mut per: HashMap<String, Vec<f64>> = HashMap::new();
@@ -133,19 +128,6 @@ fn step_medians(rt: &Runtime, inputs: &[Tensor], iters: usize) -> Result<HashMap
     Ok(per.into_iter().map(|(k, v)| (k, median(v))).collect())
 }
 
-/// Interleaved whole-model medians (ms) of two runtimes, `iters` runs each.
-fn interleaved(a: &Runtime, b: &Runtime, inputs: &[Tensor], iters: usize) -> Result<(f64, f64)> {
-    let (mut ta, mut tb) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
-    for _ in 0..iters {
-        for (rt, t) in [(a, &mut ta), (b, &mut tb)] {
-            let t0 = Instant::now();
-            drop(rt.run(inputs.to_vec())?);
-            t.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    Ok((median(ta), median(tb)))
-}
-
 /// Optimises `graph` and chooses a kernel variant per layer by measurement (see the module
 /// documentation). `progress` is told what is being measured.
 pub fn compile(graph: &Graph, opts: &CompileOptions, progress: Progress) -> Result<Compiled> {
@@ -153,8 +135,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions, progress: Progress) -> Resu
     let mut optimized = graph.clone();
     crate::passes::optimize(&mut optimized)?;
     let g = concrete(&optimized, opts.batch)?;
-    let batch =
-        g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
+    let batch = batch_of(&g);
     let inputs = random_inputs(&g, opts.seed)?;
     let run_opts = RunOptions { threads: opts.threads, optimize: true };
     let heur = Runtime::new(g.clone(), run_opts.clone())?;
@@ -342,7 +323,7 @@ pub fn compile(graph: &Graph, opts: &CompileOptions, progress: Progress) -> Resu
                 let left = opts.budget.saturating_sub(start.elapsed()).as_secs_f64().max(0.5);
                 let runs = ((left / (2.0 * one)) as usize).clamp(7, 51);
                 progress("whole-model check", 0, 1);
-                let (h, t) = interleaved(&heur, &tuned, &inputs, runs)?;
+                let (h, t) = interleaved_medians(&heur, &tuned, &inputs, runs)?;
                 progress("whole-model check", 1, 1);
                 if let Some(k) = cache.as_mut() {
                     k.put_model(&key, cache::ModelEntry { heuristic_ms: h, tuned_ms: t, runs });

@@ -101,6 +101,17 @@ pub fn concrete(g: &Graph, batch: Option<usize>) -> Result<Graph> {
     }
 }
 
+/// Dim 0 of the first input (1 when there is none or it is not known).
+pub fn batch_of(g: &Graph) -> usize {
+    g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1)
+}
+
+/// The median (upper middle for an even count) of a non-empty list.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -110,8 +121,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// untimed runs; also returns the batch size.
 fn warmed_up(graph: &Graph, opts: &BenchOptions) -> Result<(Runtime, Vec<Tensor>, usize)> {
     let g = concrete(graph, opts.batch)?;
-    let batch =
-        g.inputs().first().and_then(|&i| g.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
+    let batch = batch_of(&g);
     let inputs = random_inputs(&g, opts.seed)?;
     let rt =
         Runtime::with_choices(g, RunOptions { threads: opts.threads, optimize: true }, opts.choices.clone())?;

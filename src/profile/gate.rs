@@ -9,6 +9,7 @@ use super::ort::{OrtTiming, ort_latency};
 use super::{concrete, random_inputs};
 use crate::ir::Graph;
 use crate::runtime::{RunOptions, Runtime};
+use crate::tensor::Tensor;
 use anyhow::{Context, Result, bail};
 use std::time::Instant;
 
@@ -116,6 +117,28 @@ impl GateReport {
     }
 }
 
+/// Whole-run median latencies (ms) of two runtimes on the same inputs, `runs` runs each,
+/// interleaved and alternating which goes first, so neither always runs on a warmer cache
+/// and drift in the machine's speed hits both alike.
+pub(crate) fn interleaved_medians(
+    a: &Runtime,
+    b: &Runtime,
+    inputs: &[Tensor],
+    runs: usize,
+) -> Result<(f64, f64)> {
+    let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for i in 0..runs {
+        let order: [(&Runtime, &mut Vec<f64>); 2] =
+            if i % 2 == 0 { [(a, &mut ta), (b, &mut tb)] } else { [(b, &mut tb), (a, &mut ta)] };
+        for (rt, t) in order {
+            let t0 = Instant::now();
+            drop(rt.run(inputs.to_vec())?);
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok((super::bench::median(ta), super::bench::median(tb)))
+}
+
 /// Measures `before` and `after` (the same model before and after a transform; each may
 /// carry a stored plan, which is used). Both must take inputs of the same names and shapes.
 pub fn speedup_gate(before: &Graph, after: &Graph, opts: &GateOptions) -> Result<GateReport> {
@@ -133,8 +156,7 @@ pub fn speedup_gate(before: &Graph, after: &Graph, opts: &GateOptions) -> Result
             sig(&ga).join(", ")
         );
     }
-    let batch =
-        gb.inputs().first().and_then(|&i| gb.fact(i).shape.first().and_then(|d| d.known())).unwrap_or(1);
+    let batch = super::batch_of(&gb);
     let inputs = random_inputs(&gb, opts.seed)?;
     let runtime = |orig: &Graph, g: &Graph| -> Result<Runtime> {
         let (choices, _) = crate::compile::stored::choices_for(orig, opts.threads);
@@ -160,22 +182,7 @@ pub fn speedup_gate(before: &Graph, after: &Graph, opts: &GateOptions) -> Result
         rb.run(inputs.clone())?;
         ra.run(inputs.clone())?;
     }
-    let (mut tb, mut ta) = (Vec::with_capacity(opts.runs), Vec::with_capacity(opts.runs));
-    for i in 0..opts.runs {
-        // Alternate which goes first, so neither always runs on a warmer cache.
-        let order: [(&Runtime, &mut Vec<f64>); 2] =
-            if i % 2 == 0 { [(&rb, &mut tb), (&ra, &mut ta)] } else { [(&ra, &mut ta), (&rb, &mut tb)] };
-        for (rt, t) in order {
-            let t0 = Instant::now();
-            drop(rt.run(inputs.clone())?);
-            t.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let (before_ms, after_ms) = (median(tb), median(ta));
+    let (before_ms, after_ms) = interleaved_medians(&rb, &ra, &inputs, opts.runs)?;
     let speedup = before_ms / after_ms.max(1e-12);
     let (mut ort, mut ort_error) = (None, None);
     if opts.onnxruntime {

@@ -6,9 +6,12 @@ mod gate;
 mod ort;
 
 pub use alloc::{CountingAlloc, alloc_calls, current_bytes, peak_bytes, reset_peak};
+pub(crate) use bench::median;
 pub use bench::{
-    BenchOptions, BenchResult, StepTime, bench, concrete, profile_steps, profile_table, random_inputs,
+    BenchOptions, BenchResult, StepTime, batch_of, bench, concrete, profile_steps, profile_table,
+    random_inputs,
 };
+pub(crate) use gate::interleaved_medians;
 pub use gate::{GateOptions, GateReport, speedup_gate};
 pub use ort::{OrtTiming, ort_latency};
 

@@ -210,9 +210,7 @@ impl DenseWeights {
         };
         DenseWeights { k, n, w, bias }
     }
-}
 
-impl DenseWeights {
     /// `(k, n)`.
     pub(crate) fn dims(&self) -> (usize, usize) {
         (self.k, self.n)
