@@ -6,8 +6,8 @@
 //! call) against the packed path (`PackedConv` + `conv_packed`), interleaved.
 
 use pare_kernels::{
-    Act, ConvGeom, PackedB, PackedConv, PoolGeom, conv, conv_legacy, conv_packed, gemm_packed_b, max_pool,
-    sgemm,
+    Act, ConvGeom, ConvNhwc, DepthwiseNhwc, PackedB, PackedConv, PoolGeom, conv, conv_legacy, conv_nhwc,
+    conv_packed, depthwise_nhwc, gemm_packed_b, max_pool, nchw_to_nhwc, sgemm,
 };
 use std::time::Instant;
 
@@ -120,6 +120,48 @@ fn compare_conv(name: &str, g: &ConvGeom, rounds: usize) {
     );
 }
 
+/// NCHW conv (the packed path) against the channels-last kernel on the same geometry, and
+/// the cost of one NCHW → NHWC reorder of the input.
+fn compare_nhwc(name: &str, g: &ConvGeom, rounds: usize) {
+    let name = format!("nhwc {name}");
+    if !selected(&name) {
+        return;
+    }
+    let x = vec_of(g.in_len());
+    let w = vec_of(g.weight_len());
+    let b = vec_of(g.c_out);
+    let packed = PackedConv::new(g, &w);
+    let hw: usize = g.in_spatial.iter().product();
+    let mut xh = vec![0.0; x.len()];
+    nchw_to_nhwc(g.batch, g.c_in, hw, &x, &mut xh);
+    let depthwise = g.groups > 1;
+    let dw = depthwise.then(|| DepthwiseNhwc::new(g.c_out, g.kernel.iter().product(), &w));
+    let cw = if depthwise { None } else { ConvNhwc::new(g, &w) };
+    let (mut o1, mut o2, mut xr) = (vec![0.0; g.out_len()], vec![0.0; g.out_len()], vec![0.0; x.len()]);
+    let t = interleaved(
+        rounds,
+        &mut [
+            &mut || conv_packed(g, &x, &packed, Some(&b), Act::Relu, &mut o1),
+            &mut || match (&dw, &cw) {
+                (Some(d), _) => depthwise_nhwc(g, d, Some(&b), Act::Relu, &xh, &mut o2),
+                (_, Some(c)) => conv_nhwc(g, c, Some(&b), Act::Relu, false, &xh, &mut o2),
+                _ => {} // not pointwise: no NHWC kernel
+            },
+            &mut || nchw_to_nhwc(g.batch, g.c_in, hw, &x, &mut xr),
+        ],
+    );
+    let gf = |t: f64| 2.0 * g.macs() as f64 / t / 1e9;
+    println!(
+        "{name:<40} nchw {:>8.1} us {:>6.1} GFLOP/s | nhwc {:>8.1} us {:>6.1} GFLOP/s | x{:.2} | reorder {:.1} us",
+        t[0] * 1e6,
+        gf(t[0]),
+        t[1] * 1e6,
+        gf(t[1]),
+        t[0] / t[1],
+        t[2] * 1e6
+    );
+}
+
 fn compare_dense(m: usize, k: usize, n: usize, rounds: usize) {
     let name = format!("cmp dense m={m} k={k} n={n}");
     if !selected(&name) {
@@ -169,6 +211,23 @@ fn run() {
     compare_conv("conv 3x3 s2 3->32 224x224 b1", &geom(1, 3, 32, 1, 224, 3, 2, 1), 40);
     compare_conv("conv 3x3 s2 128->128 56x56 b1", &geom(1, 128, 128, 1, 56, 3, 2, 1), 30);
     compare_conv("conv 3x3 64->64 56x56 b4", &geom(4, 64, 64, 1, 56, 3, 1, 1), 20);
+    for (n, g) in [
+        ("dw 3x3 s1 144 56x56 b1", geom(1, 144, 144, 144, 56, 3, 1, 1)),
+        ("dw 3x3 s2 96 112x112 b1", geom(1, 96, 96, 96, 112, 3, 2, 1)),
+        ("dw 3x3 s1 32 112x112 b1", geom(1, 32, 32, 32, 112, 3, 1, 1)),
+        ("dw 3x3 s1 576 14x14 b1", geom(1, 576, 576, 576, 14, 3, 1, 1)),
+        ("dw 3x3 s1 960 7x7 b1", geom(1, 960, 960, 960, 7, 3, 1, 1)),
+        ("dw 3x3 s1 960 7x7 b32", geom(32, 960, 960, 960, 7, 3, 1, 1)),
+        ("pw 16->96 112x112 b1", geom(1, 16, 96, 1, 112, 1, 1, 0)),
+        ("pw 144->24 56x56 b1", geom(1, 144, 24, 1, 56, 1, 1, 0)),
+        ("pw 32->16 112x112 b1", geom(1, 32, 16, 1, 112, 1, 1, 0)),
+        ("pw 96->576 14x14 b1", geom(1, 96, 576, 1, 14, 1, 1, 0)),
+        ("pw 320->1280 7x7 b1", geom(1, 320, 1280, 1, 7, 1, 1, 0)),
+        ("pw 960->160 7x7 b1", geom(1, 960, 160, 1, 7, 1, 1, 0)),
+        ("stem 3x3 s2 3->32 224x224 b1", geom(1, 3, 32, 1, 224, 3, 2, 1)),
+    ] {
+        compare_nhwc(n, &g, 40);
+    }
     compare_dense(1, 2048, 1000, 100);
     compare_dense(32, 2048, 1000, 30);
 

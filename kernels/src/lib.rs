@@ -21,6 +21,7 @@ mod depthwise_avx512;
 mod gemm;
 mod im2col;
 mod isa;
+mod nhwc;
 mod pgemm;
 mod pool;
 mod pool_backward;
@@ -33,6 +34,10 @@ pub use conv_backward::{conv_grad_bias, conv_grad_input, conv_grad_weight};
 pub use conv_transpose::{ConvTransposeGeom, conv_transpose};
 pub use gemm::{sgemm, sgemm_batched};
 pub use isa::{Isa, detected_isa, force_isa, isa};
+pub use nhwc::{
+    ConvNhwc, DepthwiseNhwc, conv_nhwc, depthwise_nhwc, global_avg_pool_nhwc, nchw_to_nhwc, nhwc_to_nchw,
+    pointwise,
+};
 pub use pgemm::{PackedA, PackedB, gemm_packed_a, gemm_packed_a_ptr, gemm_packed_b};
 pub use pool::{PoolGeom, avg_pool, global_avg_pool, max_pool};
 pub use pool_backward::{avg_pool_grad, max_pool_grad};

@@ -626,6 +626,25 @@ pub fn gemm_packed_b(
     y: &mut [f32],
     ldy: usize,
 ) {
+    let threads = threads_for((m * b.n * b.k) as u64);
+    gemm_packed_b_ex(m, x, ldx, b, bias, false, act, y, ldy, threads)
+}
+
+/// [`gemm_packed_b`] with `accumulate` (add the previous contents of `Y` before the bias and
+/// activation) and an explicit thread count (1: inline on the caller's thread).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_packed_b_ex(
+    m: usize,
+    x: &[f32],
+    ldx: usize,
+    b: &PackedB,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    y: &mut [f32],
+    ldy: usize,
+    threads: usize,
+) {
     let (k, n) = (b.k, b.n);
     assert!(m <= 1 || ldx >= k, "gemm_packed_b: ldx < k");
     assert!(m <= 1 || ldy >= n, "gemm_packed_b: ldy < n");
@@ -638,10 +657,9 @@ pub fn gemm_packed_b(
         return;
     }
     let isa = isa();
-    let threads = threads_for((m * n * k) as u64);
     let bias_col = bias.map_or(std::ptr::null(), |bb| bb.as_ptr());
     let yp = SendPtr(y.as_mut_ptr());
-    if m == 1 {
+    if m == 1 && !accumulate {
         let bias_col = SendPtr(bias_col as *mut f32);
         let panels = n.div_ceil(NR);
         let per = if threads > 1 { panels.div_ceil(threads * 2).max(1) } else { panels };
@@ -671,7 +689,7 @@ pub fn gemm_packed_b(
     let av = AView { data: x.as_ptr(), m, k, ld: ldx };
     let panels = av.panels();
     let plan = Plan::new(1, n, panels, threads, k);
-    let ep0 = Epi { accumulate: false, bias_row: std::ptr::null(), bias_col, act };
+    let ep0 = Epi { accumulate, bias_row: std::ptr::null(), bias_col, act };
     let bdata = SendPtr(b.data.as_ptr() as *mut f32);
     run_tasks(plan.tasks_per_job(), threads, |t| {
         let (ci, mg) = (t / plan.m_groups, t % plan.m_groups);

@@ -148,6 +148,16 @@ impl Graph {
         debug_assert!(outputs.iter().all(|o| o.0 < self.values.len()));
         self.outputs = outputs;
     }
+    /// Makes input `i` of node `n` read `v`, without re-inferring anything: for callers that
+    /// swap in a value with the same fact (the runtime's layout reorders).
+    pub(crate) fn set_node_input(&mut self, n: NodeId, i: usize, v: ValueId) -> Result<()> {
+        let Some(node) = self.nodes.get_mut(n.0).and_then(|n| n.as_mut()) else {
+            bail!("node #{} does not exist", n.0)
+        };
+        let Some(slot) = node.inputs.get_mut(i) else { bail!("node \"{}\" has no input {i}", node.name) };
+        *slot = Some(v);
+        Ok(())
+    }
     /// Looks a value up by name.
     pub fn find(&self, name: &str) -> Option<ValueId> {
         self.names.get(name).copied()

@@ -4,7 +4,9 @@
 
 use super::plan::Variant;
 use crate::ops::elementwise::math::{erf_f32, exp_f32, tanh_f32};
-use pare_kernels::{Act, ConvGeom, PackedB, PackedConv, WinoTile, WinogradConv, bias_act};
+use pare_kernels::{
+    Act, ConvGeom, ConvNhwc, DepthwiseNhwc, PackedB, PackedConv, WinoTile, WinogradConv, bias_act,
+};
 use rayon::prelude::*;
 
 /// Defines `fn name(args)` whose body is compiled three times (AVX-512, AVX2+FMA, baseline)
@@ -60,9 +62,35 @@ enum Packed {
     /// Row-major `[c_out, c_in]` weights of a 1×1 stride-1 unpadded conv, run per image as
     /// one `sgemm` (the `gemm` crate) over the input planes.
     Plain(Vec<f32>),
+    /// Channels-last depthwise weights, `[tap][channel]`.
+    NhwcDepthwise(DepthwiseNhwc),
+    /// Channels-last 1×1 weights (`[c_in][c_out]` packed).
+    NhwcGemm(ConvNhwc),
 }
 
 impl ConvWeights {
+    /// Packs `w` for the channels-last kernels: the depthwise one for depthwise convs, the
+    /// GEMM one for 1×1 stride-1 unpadded convs; `None` for other convs.
+    pub(crate) fn nhwc(geom: &ConvGeom, w: &[f32]) -> Option<ConvWeights> {
+        let packed = if geom.groups > 1 && geom.groups == geom.c_in && geom.c_out == geom.c_in {
+            Packed::NhwcDepthwise(DepthwiseNhwc::new(geom.c_out, geom.kernel.iter().product(), w))
+        } else {
+            Packed::NhwcGemm(ConvNhwc::new(geom, w)?)
+        };
+        Some(ConvWeights {
+            c_in: geom.c_in,
+            c_out: geom.c_out,
+            groups: geom.groups,
+            kernel: geom.kernel.clone(),
+            packed,
+        })
+    }
+
+    /// Whether these are channels-last weights.
+    pub(crate) fn is_nhwc(&self) -> bool {
+        matches!(self.packed, Packed::NhwcDepthwise(_) | Packed::NhwcGemm(_))
+    }
+
     /// Packs `w` (`[c_out, c_in/groups, k...]`) for `algo`; an algorithm that does not apply
     /// to `geom` falls back to GEMM.
     pub(crate) fn new(geom: &ConvGeom, w: &[f32], algo: Variant) -> ConvWeights {
@@ -96,6 +124,8 @@ impl ConvWeights {
                 Packed::Gemm(_) => true,
                 Packed::Winograd(_) => winograd_applies(geom),
                 Packed::Plain(_) => pointwise_applies(geom),
+                Packed::NhwcDepthwise(_) => true,
+                Packed::NhwcGemm(ref c) => c.matches(geom),
             }
     }
 }
@@ -103,10 +133,7 @@ impl ConvWeights {
 /// Whether a conv is a plain matrix product per image: 1×1 kernel, stride 1, no padding,
 /// one group (dilation does not matter for a 1×1 kernel).
 pub(crate) fn pointwise_applies(g: &ConvGeom) -> bool {
-    g.groups == 1
-        && g.kernel.iter().all(|&k| k == 1)
-        && g.strides.iter().all(|&s| s == 1)
-        && g.pads_begin.iter().chain(&g.pads_end).all(|&p| p == 0)
+    pare_kernels::pointwise(g)
 }
 
 /// Whether a Winograd kernel can run this conv (2-D 3×3, stride 1, dilation 1, one group).
@@ -141,6 +168,9 @@ pub(crate) fn conv(
     match &w.packed {
         Packed::Gemm(p) => pare_kernels::conv_packed_fused(geom, x, p, bias, accumulate, act, out),
         Packed::Winograd(wc) => wc.run(geom, x, bias, accumulate, act, out),
+        Packed::NhwcDepthwise(_) | Packed::NhwcGemm(_) => {
+            unreachable!("channels-last weights run through conv_nhwc")
+        }
         Packed::Plain(wt) => {
             let (ci, co) = (geom.c_in, geom.c_out);
             let p: usize = geom.in_spatial.iter().product();
@@ -154,6 +184,27 @@ pub(crate) fn conv(
                 }
             }
         }
+    }
+}
+
+/// Channels-last conv: `out = act(conv(x) + bias (+ out when accumulate))`, `x` and `out`
+/// NHWC. Depthwise convs take no residual.
+pub(crate) fn conv_nhwc(
+    geom: &ConvGeom,
+    w: &ConvWeights,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    act: Act,
+    out: &mut [f32],
+) {
+    match &w.packed {
+        Packed::NhwcDepthwise(d) => {
+            assert!(!accumulate, "conv_nhwc: a depthwise conv takes no residual");
+            pare_kernels::depthwise_nhwc(geom, d, bias, act, x, out)
+        }
+        Packed::NhwcGemm(c) => pare_kernels::conv_nhwc(geom, c, bias, act, accumulate, x, out),
+        _ => unreachable!("conv_nhwc needs channels-last weights"),
     }
 }
 

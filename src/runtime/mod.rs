@@ -2,6 +2,7 @@
 //! entered once per run.
 
 mod kernels;
+mod layout;
 mod plan;
 
 pub use plan::{LayerShape, Variant};
@@ -40,6 +41,7 @@ pub struct Runtime {
     choices: HashMap<String, Variant>,
     weights: WeightCache,
     plans: Mutex<Vec<Arc<Plan>>>,
+    channels_last: bool,
 }
 
 /// Per-node timing from `Runtime::profile`.
@@ -101,7 +103,24 @@ impl Runtime {
             choices,
             weights: Mutex::new(HashMap::new()),
             plans: Mutex::new(Vec::new()),
+            channels_last: channels_last_default(),
         })
+    }
+
+    /// Whether regions of depthwise convs run channels-last (NHWC). On by default;
+    /// `PARE_LAYOUT=nchw` turns it off for the process.
+    pub fn channels_last(&self) -> bool {
+        self.channels_last
+    }
+
+    /// Turns channels-last regions on or off (plans already built are dropped).
+    pub fn set_channels_last(&mut self, on: bool) {
+        if on != self.channels_last {
+            self.channels_last = on;
+            if let Ok(mut p) = self.plans.lock() {
+                p.clear();
+            }
+        }
     }
 
     /// The cached plan for exactly these input shapes, if one was built.
@@ -134,7 +153,10 @@ impl Runtime {
                 .collect();
             self.graph.with_input_shapes(&shapes)?
         };
-        let plan = Arc::new(Plan::build(g, &PlanCtx { choices: &self.choices, weights: &self.weights })?);
+        let plan = Arc::new(Plan::build(
+            g,
+            &PlanCtx { choices: &self.choices, weights: &self.weights, channels_last: self.channels_last },
+        )?);
         let mut plans = self.plans.lock().map_err(|_| anyhow!("plan cache poisoned"))?;
         if plans.len() >= MAX_PLANS {
             plans.remove(0);
@@ -322,4 +344,10 @@ impl Runtime {
 /// Number of CPU cores available to this process.
 pub fn num_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The channels-last default: on unless `PARE_LAYOUT=nchw`.
+fn channels_last_default() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| !std::env::var("PARE_LAYOUT").is_ok_and(|v| v.eq_ignore_ascii_case("nchw")))
 }

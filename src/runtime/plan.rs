@@ -9,6 +9,7 @@
 //! which copies in and out of the arena.
 
 use super::kernels::{self as k, Bcast, BinK, DenseWeights, UnaryK};
+use super::layout::{self, Layout};
 use crate::ir::{Act, Binary, Graph, Node, NodeId, Op, Unary, ValueId};
 use crate::ops::nn::{conv::conv_geom, pool::pool_geom};
 use crate::tensor::{DType, Tensor};
@@ -119,6 +120,28 @@ pub(crate) enum Kernel {
         /// Fused residual Add: the value added before the activation.
         residual: Option<ValueId>,
     },
+    /// A conv on channels-last activations (output NHWC; input NHWC, or NCHW for GEMM
+    /// weights packed for it).
+    ConvNhwc {
+        geom: ConvGeom,
+        w: Arc<k::ConvWeights>,
+        bias: Option<Arc<Vec<f32>>>,
+        act: pare_kernels::Act,
+        residual: Option<ValueId>,
+    },
+    /// Layout transpose of `[n, c, hw]` data: NCHW → NHWC (`to_nhwc`) or back.
+    Reorder {
+        to_nhwc: bool,
+        n: usize,
+        c: usize,
+        hw: usize,
+    },
+    /// GlobalAveragePool of an NHWC input.
+    GlobalAvgNhwc {
+        n: usize,
+        hw: usize,
+        c: usize,
+    },
     Dense {
         m: usize,
         variant: Variant,
@@ -183,6 +206,8 @@ pub(crate) type WeightCache = Mutex<HashMap<(String, Variant), Arc<k::ConvWeight
 pub(crate) struct PlanCtx<'a> {
     pub choices: &'a HashMap<String, Variant>,
     pub weights: &'a WeightCache,
+    /// Run depthwise-conv regions channels-last ([`layout`]).
+    pub channels_last: bool,
 }
 
 impl PlanCtx<'_> {
@@ -246,6 +271,8 @@ struct Builder<'g> {
     absorbed: Vec<bool>,
     /// Values already computed by emitted steps (or graph inputs).
     ready: Vec<bool>,
+    /// Which values are stored NHWC, and the reorder nodes.
+    layout: Layout,
 }
 
 impl Builder<'_> {
@@ -312,6 +339,133 @@ impl Builder<'_> {
             && self.shape(out) == self.shape(x);
         ok.then(|| (x, vec![en, an, m1n, m2n], out))
     }
+    /// Conv + residual Add (+ activation) fusion: when the conv output `y` is read only by
+    /// an Add of a ready arena value of the same shape and layout, the Add (and an activation
+    /// reading only its output) join the conv's step. Returns the residual value.
+    fn fuse_residual(
+        &mut self,
+        y: ValueId,
+        name: &mut String,
+        op_name: &mut String,
+        outs: &mut Vec<ValueId>,
+        act: &mut pare_kernels::Act,
+    ) -> Result<Option<ValueId>> {
+        let g = self.g;
+        let nhwc = |v: ValueId| self.layout.is_nhwc(v);
+        let Some(an) = self.sole_consumer(y) else { return Ok(None) };
+        let add = g.node(an)?;
+        if add.op != Op::Binary(Binary::Add) {
+            return Ok(None);
+        }
+        let other = if add.inputs[0] == Some(y) { add.inputs[1] } else { add.inputs[0] };
+        let Some(r) = other else { return Ok(None) };
+        if r == y
+            || !self.arena[r.0]
+            || !self.ready[r.0]
+            || self.shape(r) != self.shape(y)
+            || self.shape(add.outputs[0]) != self.shape(y)
+            || nhwc(r) != nhwc(y)
+            || nhwc(add.outputs[0]) != nhwc(y)
+        {
+            return Ok(None);
+        }
+        self.absorbed[an.0] = true;
+        *name = format!("{name}+{}", add.name);
+        op_name.push_str("+Add");
+        *outs = add.outputs.clone();
+        if let Some(actn) = self.sole_consumer(outs[0])
+            && let Some(a) = as_act(g, actn)
+            && nhwc(g.node(actn)?.outputs[0]) == nhwc(y)
+        {
+            let an = g.node(actn)?;
+            *act = a;
+            self.absorbed[actn.0] = true;
+            *name = format!("{name}+{}", an.name);
+            *op_name = format!("{op_name}+{}", an.op.onnx_name());
+            *outs = an.outputs.clone();
+        }
+        Ok(Some(r))
+    }
+    /// The step of a node that reads or writes channels-last values: a conv, an
+    /// element-wise binary op or a GlobalAveragePool ([`layout`] gives no other op an
+    /// NHWC value).
+    fn step_nhwc(&mut self, n: NodeId, ctx: &PlanCtx) -> Result<Step> {
+        let g = self.g;
+        let node = g.node(n)?;
+        let mut name = node.name.clone();
+        let mut op_name = node.op.onnx_name().to_string();
+        let mut ins = node.inputs.clone();
+        let mut outs = node.outputs.clone();
+        let x = ins.first().copied().flatten().ok_or_else(|| anyhow!("missing input"))?;
+        let kernel = match &node.op {
+            Op::Conv(c) => {
+                let w =
+                    konst(g, ins[1]).ok_or_else(|| anyhow!("channels-last conv without constant weights"))?;
+                let geom = conv_geom(c, &self.shape(x), w.shape())?;
+                let bias = match ins.get(2).copied().flatten() {
+                    Some(b) => {
+                        Some(Arc::new(f32_const(g, Some(b)).ok_or_else(|| anyhow!("bias is not f32"))?))
+                    }
+                    None => None,
+                };
+                if !self.layout.is_nhwc(x) || !self.layout.is_nhwc(outs[0]) {
+                    bail!("internal: a channels-last conv with an NCHW input or output");
+                }
+                let mut act = ir_act(c.act);
+                let residual = if c.act == Act::None && geom.groups == 1 {
+                    self.fuse_residual(outs[0], &mut name, &mut op_name, &mut outs, &mut act)?
+                } else {
+                    None
+                };
+                let key = (format!("{}\u{0}nhwc", node.name), Variant::Gemm);
+                let wts = {
+                    let mut cache = ctx.weights.lock().map_err(|_| anyhow!("weight cache poisoned"))?;
+                    match cache.get(&key) {
+                        Some(p) if p.matches(&geom) && p.is_nhwc() => p.clone(),
+                        _ => {
+                            let wf = w.as_slice::<f32>().ok_or_else(|| anyhow!("weight is not f32"))?;
+                            let p =
+                                Arc::new(k::ConvWeights::nhwc(&geom, wf).ok_or_else(|| {
+                                    anyhow!("internal: no channels-last kernel for this conv")
+                                })?);
+                            cache.insert(key, p.clone());
+                            p
+                        }
+                    }
+                };
+                if let Some(r) = residual {
+                    ins.push(Some(r));
+                }
+                op_name.push_str(" (nhwc)");
+                Kernel::ConvNhwc { geom, w: wts, bias, act, residual }
+            }
+            Op::Binary(bop) => {
+                let op =
+                    BinK::of(*bop).ok_or_else(|| anyhow!("internal: {op_name} on channels-last values"))?;
+                // Physical shapes: NHWC values permuted; the others read the same in both
+                // layouts (one channel or one position), so permuting their padded shape
+                // describes their memory too.
+                let phys = |v: ValueId| -> Vec<usize> {
+                    let s = konst(g, Some(v)).map(|t| t.shape().to_vec()).unwrap_or_else(|| self.shape(v));
+                    let mut p = vec![1; 4usize.saturating_sub(s.len())];
+                    p.extend_from_slice(&s);
+                    vec![p[0], p[2], p[3], p[1]]
+                };
+                let (a, b) = (x, ins[1].ok_or_else(|| anyhow!("missing input"))?);
+                Kernel::Binary(
+                    op,
+                    Bcast::new(&phys(outs[0]), &phys(a), &phys(b))
+                        .ok_or_else(|| anyhow!("internal: channels-last operands do not broadcast"))?,
+                )
+            }
+            Op::GlobalAveragePool => {
+                let s = self.shape(x);
+                Kernel::GlobalAvgNhwc { n: s[0], c: s[1], hw: s[2] * s[3] }
+            }
+            other => bail!("internal: {} reads a channels-last value", other.onnx_name()),
+        };
+        Ok(Step { name, op: op_name, kernel, ins, outs })
+    }
     fn in_arena(&self, v: Option<ValueId>) -> bool {
         v.is_some_and(|v| self.arena[v.0])
     }
@@ -322,7 +476,12 @@ impl Builder<'_> {
 
 impl Plan {
     /// Builds the plan for `graph`, whose inputs all have concrete shapes.
-    pub(crate) fn build(graph: Graph, ctx: &PlanCtx) -> Result<Plan> {
+    pub(crate) fn build(mut graph: Graph, ctx: &PlanCtx) -> Result<Plan> {
+        let layout = if ctx.channels_last {
+            layout::assign(&mut graph).context("choosing channels-last regions")?
+        } else {
+            Layout { nhwc: vec![false; graph.value_count()], ..Layout::default() }
+        };
         let g = &graph;
         let in_shapes = g
             .inputs()
@@ -349,6 +508,7 @@ impl Plan {
             arena,
             absorbed: vec![false; g.node_slots()],
             ready: vec![false; g.value_count()],
+            layout,
         };
         for v in g.inputs() {
             b.ready[v.0] = true;
@@ -616,6 +776,31 @@ impl Plan {
                     ),
                 }
             }
+            Kernel::ConvNhwc { geom, w, bias, act, residual } => {
+                let x = cx.inp(i0()?);
+                let o = s.outs[0];
+                let bias = bias.as_deref().map(|b| b.as_slice());
+                match residual {
+                    Some(r) if cx.same(*r, o) => k::conv_nhwc(geom, w, x, bias, true, *act, cx.out(o)),
+                    Some(r) => {
+                        let out = cx.out(o);
+                        out.copy_from_slice(cx.inp(*r));
+                        k::conv_nhwc(geom, w, x, bias, true, *act, out)
+                    }
+                    None => k::conv_nhwc(geom, w, x, bias, false, *act, cx.out(o)),
+                }
+            }
+            Kernel::Reorder { to_nhwc, n, c, hw } => {
+                let (x, o) = (cx.inp(i0()?), cx.out(s.outs[0]));
+                if *to_nhwc {
+                    pare_kernels::nchw_to_nhwc(*n, *c, *hw, x, o)
+                } else {
+                    pare_kernels::nhwc_to_nchw(*n, *c, *hw, x, o)
+                }
+            }
+            Kernel::GlobalAvgNhwc { n, hw, c } => {
+                pare_kernels::global_avg_pool_nhwc(*n, *hw, *c, cx.inp(i0()?), cx.out(s.outs[0]))
+            }
             Kernel::Dense { m, w, act, .. } => k::dense(*m, w, cx.inp(i0()?), *act, cx.out(s.outs[0])),
             Kernel::MaxPool(geom) => pare_kernels::max_pool(geom, cx.inp(i0()?), cx.out(s.outs[0]), None),
             Kernel::AvgPool(geom, inc) => {
@@ -782,6 +967,20 @@ impl Builder<'_> {
                 outs: vec![out],
             });
         }
+        if let Some(&to_nhwc) = self.layout.reorders.get(&n) {
+            let s = self.shape(ins[0].ok_or_else(|| anyhow!("missing input"))?);
+            let kernel = Kernel::Reorder { to_nhwc, n: s[0], c: s[1], hw: s[2] * s[3] };
+            let op = if to_nhwc { "Reorder(nchw>nhwc)" } else { "Reorder(nhwc>nchw)" };
+            return Ok(Step { name, op: op.into(), kernel, ins, outs });
+        }
+        if node.inputs.iter().flatten().chain(&node.outputs).any(|v| self.layout.is_nhwc(*v)) {
+            match node.op {
+                Op::Conv(_) | Op::Binary(_) | Op::GlobalAveragePool => return self.step_nhwc(n, ctx),
+                // Element-wise: the memory order does not matter.
+                Op::Unary(_) | Op::Clip => {}
+                _ => bail!("internal: {op_name} reads a channels-last value"),
+            }
+        }
         let kernel = match &node.op {
             Op::Conv(c) if f32_out && self.in_arena(ins[0]) && outs.len() == 1 => {
                 let (Some(w), true) = (
@@ -798,38 +997,11 @@ impl Builder<'_> {
                     None => None,
                 };
                 let mut act = ir_act(c.act);
-                let mut residual = None;
-                let y = outs[0];
-                if c.act == Act::None
-                    && let Some(an) = self.sole_consumer(y)
-                    && let Ok(add) = g.node(an)
-                    && add.op == Op::Binary(Binary::Add)
-                {
-                    let other = if add.inputs[0] == Some(y) { add.inputs[1] } else { add.inputs[0] };
-                    if let Some(r) = other
-                        && r != y
-                        && self.arena[r.0]
-                        && self.ready[r.0]
-                        && self.shape(r) == self.shape(y)
-                        && self.shape(add.outputs[0]) == self.shape(y)
-                    {
-                        residual = Some(r);
-                        self.absorbed[an.0] = true;
-                        name = format!("{name}+{}", add.name);
-                        op_name.push_str("+Add");
-                        outs = add.outputs.clone();
-                        if let Some(actn) = self.sole_consumer(outs[0])
-                            && let Some(a) = as_act(g, actn)
-                        {
-                            let an = g.node(actn)?;
-                            act = a;
-                            self.absorbed[actn.0] = true;
-                            name = format!("{name}+{}", an.name);
-                            op_name = format!("{op_name}+{}", an.op.onnx_name());
-                            outs = an.outputs.clone();
-                        }
-                    }
-                }
+                let residual = if c.act == Act::None {
+                    self.fuse_residual(outs[0], &mut name, &mut op_name, &mut outs, &mut act)?
+                } else {
+                    None
+                };
                 let algo = ctx.choice(&node.name, &LayerShape::Conv(geom.clone()));
                 let key = (node.name.clone(), algo);
                 let wts = {
