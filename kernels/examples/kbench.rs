@@ -229,6 +229,12 @@ fn run() {
         compare_nhwc(n, &g, 40);
     }
     compare_dense(1, 2048, 1000, 100);
+    // 1x1 convs on NHWC activations (rows = positions): narrow outputs.
+    compare_dense(3136, 144, 24, 40);
+    compare_dense(3136, 144, 48, 40);
+    compare_dense(12544, 32, 16, 40);
+    compare_dense(784, 192, 32, 40);
+    compare_dense(3136, 24, 144, 40);
     compare_dense(32, 2048, 1000, 30);
 
     let n = 1024;

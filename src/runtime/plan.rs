@@ -683,6 +683,26 @@ fn place(g: &Graph, steps: &[Step], arena: &[bool]) -> (Vec<Option<Loc>>, usize,
     }
 }
 
+/// Asks Linux to back a large, not yet touched buffer with transparent huge pages (where
+/// THP is in `madvise` mode, as on many distributions): a batch-32 arena spans hundreds of
+/// MB, and with 4 KiB pages every layer's sweep over it misses the TLB. Advisory only: the
+/// buffer is valid either way.
+fn huge_pages(buf: &[f32]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let (start, len) = (buf.as_ptr() as usize, std::mem::size_of_val(buf));
+        let lo = start.next_multiple_of(HUGE);
+        let hi = (start + len) / HUGE * HUGE;
+        if hi > lo {
+            // SAFETY: the range lies inside `buf`; MADV_HUGEPAGE changes no contents.
+            unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
 impl Plan {
     /// Floats in the activation arena.
     pub(crate) fn arena_floats(&self) -> usize {
@@ -691,6 +711,7 @@ impl Plan {
 
     fn new_state(&self) -> State {
         let arena = vec![0f32; self.arena_len + 16];
+        huge_pages(&arena);
         let base = arena.as_ptr().align_offset(64).min(15);
         State { arena, base, slots: vec![None; self.n_slots] }
     }
